@@ -1,0 +1,62 @@
+"""The run store: atomic creation, durable journal, torn tails tolerated, corruption reported."""
+
+import os
+import stat
+
+import pytest
+
+from workflow.config import from_mapping
+from workflow.errors import RunDirError
+from workflow.records import Candidate, Hparams, Result
+from workflow.store import RunStore, read_results_csv
+
+
+def _cand(i):
+    return Candidate(f"fitness-1-{i}", Hparams(2, 32, "relu", 0.1), 1, i, "ga", seed=i)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore.create(tmp_path / "run", from_mapping({"name": "t"}))
+
+
+def test_create_is_user_only_and_complete(store, tmp_path):
+    assert stat.S_IMODE(os.stat(store.run_dir).st_mode) == 0o700
+    assert store.config().name == "t"
+    assert [e["event"] for e in store.events()] == ["created"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temp directory left behind
+
+
+def test_replay_exactly_once_and_results_csv(store):
+    store.append({"event": "asked", "batch": 1, "candidates": [_cand(1).to_dict(), _cand(2).to_dict()]})
+    store.append({"event": "result", "result": Result("fitness-1-1", "ok", 0.5, {"val_mse": 0.5}).to_dict()})
+    store.append({"event": "result", "result": Result("fitness-1-1", "ok", 0.9).to_dict()})  # duplicate
+    store.append({"event": "result", "result": Result.failure("fitness-1-2", "boom").to_dict()})
+    state = store.replay()
+    assert state.results["fitness-1-1"].fitness == 0.5
+    assert state.results["fitness-1-2"].status == "failed"
+    rows = read_results_csv(store.write_results_csv(state))
+    assert [r["name"] for r in rows] == ["fitness-1-1", "fitness-1-2"]
+    assert rows[1]["fitness"] == "inf" and rows[1]["reason"] == "boom"
+    assert rows[0]["val_mse"] == "0.5"
+
+
+def test_torn_last_line_is_tolerated_and_healed(store):
+    with open(store.journal_path, "ab") as handle:
+        handle.write(b'{"event":"asked","batch":1,"candi')
+    assert [e["event"] for e in store.events()] == ["created"]
+    store.append({"event": "finished"})
+    assert [e["event"] for e in store.events()] == ["created", "finished"]
+
+
+def test_corrupt_record_in_the_middle_is_reported_with_line(store):
+    with open(store.journal_path, "ab") as handle:
+        handle.write(b'{"event": "asked", "batch": 1}}\n')
+    store.append({"event": "finished"})
+    with pytest.raises(RunDirError, match=r"journal.jsonl:2: corrupt journal record"):
+        list(store.events())
+
+
+def test_open_rejects_non_run_directory(tmp_path):
+    with pytest.raises(RunDirError, match="not a run directory"):
+        RunStore.open(tmp_path)

@@ -1,0 +1,27 @@
+"""The entry point every backend runs for one evaluation, in whatever process it uses.
+
+It never raises: exceptions and non-finite losses come back as failed results carrying the reason, so one
+bad evaluation cannot take the driver (or a Slurm array) down with it.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from pathlib import Path
+
+from workflow.config import TaskConfig, TrainConfig
+from workflow.records import Candidate, Result
+
+
+def run_evaluation(candidate: Candidate, task: TaskConfig, train: TrainConfig,
+                   workdir: str | None = None) -> Result:
+    start = time.monotonic()
+    try:
+        from workflow.trainer import evaluate
+
+        return evaluate(candidate, task, train, workdir=Path(workdir) if workdir else None)
+    except Exception as exc:  # noqa: BLE001 - any failure of one evaluation is data, not a crash
+        tail = "".join(traceback.format_exception(exc)[-3:]).strip()
+        return Result.failure(candidate.name, f"{type(exc).__name__}: {exc} ({tail[-400:]})",
+                              seconds=time.monotonic() - start)

@@ -1,0 +1,142 @@
+"""``python -m workflow run|resume|status|report ...``: argument parsing and wiring only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from workflow.config import Config, load_config
+from workflow.errors import RunDirError, WorkflowError
+
+log = logging.getLogger("workflow")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m workflow",
+                                     description="Genetic-algorithm hyperparameter search on Slurm.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start (or continue) a search from a config file")
+    run.add_argument("config", type=Path)
+    run.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optimizer.generations=3")
+    run.add_argument("--run-dir", type=Path, help="run directory (default runs/<name>)")
+    run.add_argument("--no-report", action="store_true", help="do not write report/ at the end")
+
+    resume = sub.add_parser("resume", help="continue a search from its run directory")
+    resume.add_argument("run_dir", type=Path)
+    resume.add_argument("--no-report", action="store_true")
+
+    status = sub.add_parser("status", help="show the state of a run directory")
+    status.add_argument("run_dir", type=Path)
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+
+    report = sub.add_parser("report", help="write figures and tables to RUN_DIR/report/")
+    report.add_argument("run_dir", type=Path)
+    return parser
+
+
+def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted ``key: old -> new`` lines for every leaf that differs."""
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        dotted = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict) and not dotted.endswith("activation_tree"):
+            lines.extend(config_diff(a, b, dotted + "."))
+        elif a != b:
+            lines.append(f"{dotted}: {a!r} -> {b!r}")
+    return lines
+
+
+def _prepare_run_dir(config: Config, run_dir: Path) -> None:
+    from workflow.store import RunStore
+
+    if run_dir.exists():
+        store = RunStore.open(run_dir)
+        diff = config_diff(store.config().to_plain(), config.to_plain())
+        if diff:
+            raise RunDirError(f"run directory {run_dir} exists with a different config ({'; '.join(diff)}); "
+                              "use another --run-dir, or `resume` it with its own config")
+        log.info("continuing the existing run in %s", run_dir)
+    else:
+        RunStore.create(run_dir, config)
+
+
+def _setup_logging(run_dir: Path | None) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+               for h in root.handlers):
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(fmt)
+        console.setLevel(logging.WARNING if sys.stderr.isatty() else logging.INFO)
+        root.addHandler(console)
+    if run_dir is not None:
+        handler = logging.FileHandler(run_dir / "driver.log")
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+def _search(config: Config, run_dir: Path, write_report: bool) -> int:
+    from workflow.driver import run_search
+    from workflow.progress import LogProgress, Progress, RichProgress
+
+    _setup_logging(run_dir)
+    progress: Progress = RichProgress() if sys.stderr.isatty() else LogProgress()
+    summary = run_search(config, run_dir, progress=progress)
+    if write_report:
+        from workflow.report import write_report as write
+
+        write(run_dir)
+    best = summary.best
+    best_text = f"{best.candidate.name} fitness {best.fitness:.5g} {best.candidate.hparams.to_dict()}" if best \
+        else "none (every evaluation failed)"
+    print(f"finished: {summary.evaluations} evaluations ({summary.failed} failed) in {run_dir}; best {best_text}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            config = load_config(args.config, args.overrides)
+            run_dir = args.run_dir or Path("runs") / config.name
+            _prepare_run_dir(config, run_dir)
+            return _search(config, run_dir, not args.no_report)
+        if args.command == "resume":
+            from workflow.store import RunStore
+
+            config = RunStore.open(args.run_dir).config()
+            return _search(config, args.run_dir, not args.no_report)
+        if args.command == "status":
+            from workflow.status import print_status, run_status
+
+            status = run_status(args.run_dir)
+            if args.json:
+                print(json.dumps(status))
+            else:
+                print_status(status)
+            return 0
+        if args.command == "report":
+            from workflow.report import write_report
+
+            for path in write_report(args.run_dir):
+                print(path)
+            return 0
+    except WorkflowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the run directory is consistent; continue with `resume`", file=sys.stderr)
+        return 130
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""What a run directory says about its search, at any moment (driver up or down): pure reading."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from workflow.store import RunStore
+
+
+def run_status(run_dir: Path) -> dict[str, Any]:
+    """The status object printed by ``status --json``."""
+    store = RunStore.open(run_dir)
+    config = store.config()
+    state = store.replay()
+    evaluated = state.evaluated()
+    failed = sum(not e.result.ok for e in evaluated)
+    best = state.best()
+    generations = []
+    for number, batch in enumerate(state.batches, start=1):
+        results = [state.results.get(c.name) for c in batch]
+        job_ids = sorted({str(state.submissions[c.name].get("job_ids", {}).get(c.name, ""))
+                          for c in batch if c.name in state.submissions} - {""})
+        generations.append({
+            "generation": number,
+            "done": sum(r is not None and r.ok for r in results),
+            "failed": sum(r is not None and not r.ok for r in results),
+            "pending": sum(r is None for r in results),
+            "submitted": sum(c.name in state.submissions for c in batch),
+            "job_ids": job_ids,
+        })
+    return {
+        "run_dir": str(run_dir),
+        "name": config.name,
+        "optimizer": config.optimizer.name,
+        "backend": config.backend.name,
+        "generation": len(state.batches),
+        "generations": config.optimizer.generations,
+        "evaluations": {
+            "done": len(evaluated) - failed,
+            "failed": failed,
+            "pending": len(state.pending()),
+            "planned": config.evaluations_planned,
+        },
+        "best": None if best is None else {
+            "name": best.candidate.name,
+            "fitness": best.fitness if math.isfinite(best.fitness) else None,
+            "hparams": best.candidate.hparams.to_dict(),
+        },
+        "finished": state.finished,
+        "per_generation": generations,
+    }
+
+
+def print_status(status: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    ev = status["evaluations"]
+    state = "finished" if status["finished"] else "in progress"
+    console.print(f"[bold]{status['name']}[/] ({status['optimizer']}, {status['backend']}): {state}, "
+                  f"generation {status['generation']}/{status['generations']}")
+    console.print(f"evaluations: done {ev['done']}, failed {ev['failed']}, pending {ev['pending']}, "
+                  f"planned {ev['planned']}")
+    if status["best"]:
+        best = status["best"]
+        console.print(f"best: {best['name']} fitness {best['fitness']:.5g} {best['hparams']}")
+    table = Table("generation", "done", "failed", "pending", "job ids")
+    for gen in status["per_generation"][-10:]:
+        table.add_row(str(gen["generation"]), str(gen["done"]), str(gen["failed"]), str(gen["pending"]),
+                      ", ".join(gen["job_ids"]) or "-")
+    console.print(table)
