@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from workflow.checks import preflight
 from workflow.config import Config, load_config
 from workflow.errors import RunDirError, WorkflowError
 
@@ -106,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             config = load_config(args.config, args.overrides)
+            preflight(config)
             run_dir = args.run_dir or Path("runs") / config.name
             _prepare_run_dir(config, run_dir)
             return _search(config, run_dir, not args.no_report)
@@ -113,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from workflow.store import RunStore
 
             config = RunStore.open(args.run_dir).config()
+            preflight(config)
             return _search(config, args.run_dir, not args.no_report)
         if args.command == "status":
             from workflow.status import print_status, run_status

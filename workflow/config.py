@@ -301,5 +301,9 @@ def _check_cross_fields(config: Config) -> None:
     if opt.activation_base <= 1:
         raise ConfigError("optimizer.activation_base", opt.activation_base, "must be > 1 (larger explores more)")
     train = config.train
+    gpus = config.slurm.gpus_per_task
+    if gpus and train.accelerator == "gpu" and gpus != train.devices:
+        raise ConfigError("slurm.gpus_per_task", gpus,
+                          f"must equal train.devices ({train.devices}) or be 0 to derive it from train.devices")
     if train.devices > 1 and train.engine == "packed":
         raise ConfigError("train.devices", train.devices, "the packed engine trains on one device; use 1")

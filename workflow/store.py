@@ -9,7 +9,8 @@ Layout of ``runs/<name>/`` (created user-only, 0700)::
     report/         figures and tables written by ``report``
 
 Events: ``created``, ``asked`` (a batch the optimizer proposed, recorded before anything is submitted),
-``submitted`` (backend details such as Slurm job ids), ``result`` (one per evaluation, first one wins),
+``submitting`` (a Slurm job name recorded before sbatch runs), ``submitted`` (backend details such as
+Slurm job ids), ``result`` (one per evaluation, first one wins),
 ``told`` (the batch was given back to the optimizer), ``finished``. A torn last line (a crash mid-write)
 is ignored; a corrupt line elsewhere is an error naming the file and line.
 """
@@ -208,7 +209,7 @@ class RunStore:
             elif kind == "result":
                 result = Result.from_dict(event["result"])
                 state.results.setdefault(result.name, result)  # exactly once: the first result wins
-            elif kind == "submitted":
+            elif kind in ("submitting", "submitted"):
                 for name in event.get("names", []):
                     state.submissions[name] = event
             elif kind == "told":

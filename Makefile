@@ -1,0 +1,48 @@
+# gaslurm: the commands a user types. `make install && make run` on a laptop; `make submit` on a cluster.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONFIG ?= configs/sinewave.yaml
+ARGS ?=
+RUN_DIR ?=
+RUN_DIR_ARG := $(if $(RUN_DIR),--run-dir $(RUN_DIR),)
+PYTEST_ARGS ?=
+
+.PHONY: install run resume status report test lint data slurm-up slurm-down slurm-logs submit submit-islands clean
+
+install:  ## a .venv with the package, its dependencies, MPI for mpi4py and the dev tools
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev,mpi]"
+
+run:  ## the seed's experiment (GA 5 x 20 on sinewave) on this machine
+	$(PY) -m workflow run $(CONFIG) $(RUN_DIR_ARG) $(ARGS)
+
+status:
+	$(PY) -m workflow status $(or $(RUN_DIR),runs/sinewave)
+
+report:
+	$(PY) -m workflow report $(or $(RUN_DIR),runs/sinewave)
+
+test:  ## the whole suite (Slurm/MPI tests skip with a reason unless their services are up)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint:
+	$(VENV)/bin/ruff check workflow tests
+	$(VENV)/bin/mypy
+
+data:  ## Fashion-MNIST from Debian's dataset-fashion-mnist into data/ (offline)
+	$(PY) -c "from workflow.trainer.data import prepare_fashion_mnist_from_debian as p; print(p('data'))"
+
+slurm-up:  ## a real Slurm dev cluster on this machine (root; Debian): partitions gpu and gpu2
+	bash slurm/dev/up.sh
+
+slurm-down:
+	bash slurm/dev/down.sh
+
+slurm-logs:
+	bash slurm/dev/logs.sh
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,156 @@
+"""End to end on this machine: the CLI, the local backend with real Lightning training, status, report."""
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workflow.backends.local import LocalBackend
+from workflow.config import load_config
+from workflow.records import Candidate, Hparams, Result
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = ROOT / "configs" / "smoke.yaml"
+
+
+def cli(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "workflow", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "smoke"
+    proc = cli("run", SMOKE, "--run-dir", run_dir)
+    return run_dir, proc
+
+
+def test_smoke_run_writes_results_for_every_evaluation(smoke_run):
+    run_dir, proc = smoke_run
+    rows = list(csv.DictReader(open(run_dir / "results.csv")))
+    assert [r["name"] for r in rows if r["generation"] == "1"] == [f"fitness-1-{i}" for i in range(1, 5)]
+    assert len(rows) == 8
+    for column in ("name", "optimizer", "island", "generation", "index", "n_layers", "hidden_size",
+                   "activation", "dropout", "status", "fitness", "seconds", "val_mse"):
+        assert column in rows[0]
+    assert all(r["status"] == "ok" and math.isfinite(float(r["fitness"])) for r in rows)
+    assert all(float(r["fitness"]) == float(r["val_mse"]) for r in rows)
+    assert "finished: 8 evaluations" in proc.stdout
+
+
+def test_status_json_and_report(smoke_run):
+    run_dir, _ = smoke_run
+    status = json.loads(cli("status", run_dir, "--json").stdout)
+    assert status["finished"] is True
+    assert status["generation"] == 2
+    assert status["evaluations"] == {"done": 8, "failed": 0, "pending": 0, "planned": 8}
+    rows = list(csv.DictReader(open(run_dir / "results.csv")))
+    best = min(rows, key=lambda r: float(r["fitness"]))
+    assert status["best"]["name"] == best["name"]
+    assert status["best"]["fitness"] == pytest.approx(float(best["fitness"]))
+    assert set(status["best"]["hparams"]) == {"n_layers", "hidden_size", "activation", "dropout"}
+    human = cli("status", run_dir).stdout
+    assert "finished" in human and best["name"] in human
+    out = cli("report", run_dir).stdout
+    for name in ("evolution.png", "best5.png", "top10.md"):
+        path = run_dir / "report" / name
+        assert str(path) in out and path.stat().st_size > 0
+    assert (run_dir / "report" / "evolution.png").read_bytes()[:4] == b"\x89PNG"
+    top = (run_dir / "report" / "top10.md").read_text().splitlines()
+    assert top[2] == "| name | dropout | hidden_size | n_layers | activation | fitness |"
+    assert top[4].startswith(f"| {best['name']} |")
+
+
+def test_rerun_same_config_is_a_no_op_and_different_config_is_refused(smoke_run):
+    run_dir, _ = smoke_run
+    before = (run_dir / "journal.jsonl").read_text()
+    cli("run", SMOKE, "--run-dir", run_dir, "--no-report")
+    journal = (run_dir / "journal.jsonl").read_text()
+    assert journal.count('"event":"result"') == before.count('"event":"result"') == 8
+    proc = cli("run", SMOKE, "optimizer.generations=3", "--run-dir", run_dir, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: run directory {run_dir} exists with a different config (optimizer.generations: 2 -> 3); "
+        "use another --run-dir, or `resume` it with its own config")
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("optimizer.tournament_size=9", "config error: optimizer.tournament_size=9: must be <= "
+                                    "optimizer.population_size (4)"),
+    ("space.hidden_size=[128,16]", "config error: space.hidden_size=[128, 16]: low must be <= high"),
+    ("space.activation_tree=[relu, swish]", "config error: space.activation_tree='swish': unknown activation"),
+])
+def test_bad_input_exits_before_any_work(tmp_path, override, message):
+    run_dir = tmp_path / "run"
+    proc = cli("run", SMOKE, override, "--run-dir", run_dir, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr
+    assert not run_dir.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_missing_data_dir_without_download_is_refused(tmp_path):
+    proc = cli("run", ROOT / "configs" / "fashion_mnist.yaml", f"task.data_dir={tmp_path}/nothing",
+               "--run-dir", tmp_path / "run", check=False)
+    assert proc.returncode == 2
+    assert f"config error: task.data_dir='{tmp_path}/nothing': no FashionMNIST files in " in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+class _Sink:
+    def __init__(self):
+        self.results: dict[str, Result] = {}
+
+    def submitted(self, names, info):
+        pass
+
+    def result(self, result):
+        assert result.name not in self.results
+        self.results[result.name] = result
+
+    def previous_submission(self, name):
+        return None
+
+
+def test_local_backend_turns_failures_into_results(tmp_path):
+    config = load_config(SMOKE, ["backend.timeout_s=20", "train.epochs=1"])
+    good = Candidate("good", Hparams(1, 16, "relu", 0.0), 1, 1, "ga", seed=1)
+    bad = Candidate("bad", Hparams(1, 16, "no_such_activation", 0.0), 1, 2, "ga", seed=2)
+    backend = LocalBackend(config, tmp_path)
+    sink = _Sink()
+    try:
+        backend.run([good, bad], sink)
+    finally:
+        backend.close()
+    assert sink.results["good"].ok
+    assert sink.results["bad"].status == "failed" and "no_such_activation" in sink.results["bad"].reason
+    assert sink.results["bad"].fitness == math.inf
+
+
+def test_local_backend_times_out_and_reports_nan(tmp_path):
+    slow_config = load_config(SMOKE, ["backend.timeout_s=0.5", "train.epochs=50", "task.n_samples=20000"])
+    slow = Candidate("slow", Hparams(5, 128, "relu", 0.0), 1, 1, "ga", seed=1)
+    backend = LocalBackend(slow_config, tmp_path)
+    sink = _Sink()
+    try:
+        backend.run([slow], sink)
+    finally:
+        backend.close()
+    assert sink.results["slow"].status == "failed"
+    assert sink.results["slow"].reason == "timed out after 0.5 s (backend.timeout_s)"
+
+    nan_config = load_config(SMOKE, ["train.learning_rate=1e12", "train.epochs=2"])
+    diverging = Candidate("nan", Hparams(3, 128, "relu", 0.0), 1, 1, "ga", seed=1)
+    backend = LocalBackend(nan_config, tmp_path)
+    sink = _Sink()
+    try:
+        backend.run([diverging], sink)
+    finally:
+        backend.close()
+    assert sink.results["nan"].status == "failed" and "non-finite" in sink.results["nan"].reason

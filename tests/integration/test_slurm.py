@@ -1,0 +1,132 @@
+"""The Slurm backend on the real dev cluster (make slurm-up): arrays, job states, the CLI end to end."""
+
+import csv
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workflow.backends.slurm import SlurmBackend
+from workflow.config import load_config
+from workflow.records import Candidate, Hparams, Result
+
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = ROOT / "configs" / "smoke.yaml"
+
+
+def cli(*args, check=True, timeout=600):
+    proc = subprocess.run([sys.executable, "-m", "workflow", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}\n{_daemon_logs()}")
+    return proc
+
+
+def _daemon_logs() -> str:
+    proc = subprocess.run(["bash", str(ROOT / "slurm" / "dev" / "logs.sh")], capture_output=True, text=True)
+    return proc.stdout[-6000:] + proc.stderr[-2000:]
+
+
+def _sacct(*args: str) -> list[list[str]]:
+    out = subprocess.run(["sacct", "-n", "-X", "-P", *args], capture_output=True, text=True, check=True).stdout
+    return [line.split("|") for line in out.splitlines() if line]
+
+
+def test_smoke_ga_through_slurm_one_array_per_generation(tmp_path):
+    run_dir = tmp_path / "run"
+    cli("run", SMOKE, "backend.name=slurm", "slurm.partition=gpu", "slurm.poll_s=0.5", "--run-dir", run_dir)
+    rows = list(csv.DictReader(open(run_dir / "results.csv")))
+    assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
+    arrays = {}
+    for row in rows:
+        array_id, task = row["job_id"].split("_")
+        arrays.setdefault(row["generation"], set()).add(array_id)
+        assert task.isdigit()
+    assert sorted(arrays) == ["1", "2"] and all(len(ids) == 1 for ids in arrays.values())
+    array_ids = [ids.pop() for ids in arrays.values()]
+    assert array_ids[0] != array_ids[1]
+    for array_id in array_ids:
+        states = _sacct("-j", array_id, "-o", "JobID,State")
+        assert len(states) == 4 and all(state == "COMPLETED" for _, state in states)
+    status = json.loads(cli("status", run_dir, "--json").stdout)
+    assert status["finished"] and status["evaluations"]["done"] == 8
+    assert [g["job_ids"] for g in status["per_generation"]] == [[f"{a}_{i}" for i in range(4)] for a in array_ids]
+
+
+def test_nonexistent_partition_fails_before_submission(tmp_path):
+    run_dir = tmp_path / "run"
+    before = _sacct("-S", "now-1hours", "-o", "JobID")
+    proc = cli("run", SMOKE, "backend.name=slurm", "slurm.partition=nope", "--run-dir", run_dir, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("error: config error: slurm.partition='nope': no such partition on this "
+                                   "cluster; available: gpu, gpu2")
+    assert not run_dir.exists()
+    assert _sacct("-S", "now-1hours", "-o", "JobID") == before
+
+
+class RecordingSink:
+    def __init__(self):
+        self.results: dict[str, Result] = {}
+        self.events: list[dict] = []
+
+    def submitted(self, names, info):
+        self.events.append({"names": list(names), **info})
+
+    def result(self, result):
+        assert result.name not in self.results, "a result was reported twice"
+        self.results[result.name] = result
+
+    def previous_submission(self, name):
+        return None
+
+
+def test_failures_in_one_array_are_recorded_with_their_state(tmp_path):
+    """In one generation: a task that raises, one scancel'ed, one past its time limit, one killed for memory."""
+    config = load_config(SMOKE, ["backend.name=slurm", "slurm.partition=gpu2", "slurm.time_min=1",
+                                 "slurm.signal_delay_s=5", "slurm.mem_gb=1.5", "slurm.poll_s=0.5",
+                                 "slurm.lost_grace_s=30", "train.epochs=1", "slurm.max_requeues=0"])
+    ok = Candidate("ok", Hparams(1, 16, "relu", 0.0), 1, 1, "ga", seed=1)
+    raises = Candidate("raises", Hparams(1, 16, "not_an_activation", 0.0), 1, 2, "ga", seed=2)
+    # 40 layers of 8192 units: ~2.7e9 parameters, far beyond 1.5 GB -> the cgroup kills it.
+    memory = Candidate("memory", Hparams(40, 8192, "relu", 0.0), 1, 3, "ga", seed=3)
+    # With 100,000 epochs these run until the 1-minute limit ends them, or scancel does.
+    timeout = Candidate("timeout", Hparams(5, 2048, "relu", 0.0), 1, 4, "ga", seed=4)
+    cancelled = Candidate("cancelled", Hparams(5, 2048, "relu", 0.0), 1, 5, "ga", seed=5)
+    slow = config.model_copy(update={"train": config.train.model_copy(update={"epochs": 100000})})
+    backend = SlurmBackend(slow, tmp_path)
+    sink = RecordingSink()
+
+    import threading
+
+    def cancel_when_running():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ids = next((e["job_ids"] for e in sink.events if "job_ids" in e), None)
+            if ids:
+                states = dict(_sacct("-j", ids["cancelled"].split("_")[0], "-o", "JobID,State"))
+                if states.get(ids["cancelled"]) == "RUNNING":
+                    subprocess.run(["scancel", ids["cancelled"]], check=True)
+                    return
+            time.sleep(0.5)
+
+    canceller = threading.Thread(target=cancel_when_running, daemon=True)
+    canceller.start()
+    backend.run([ok, raises, memory, timeout, cancelled], sink)
+    canceller.join(timeout=5)
+    results = sink.results
+    assert set(results) == {"ok", "raises", "memory", "timeout", "cancelled"}
+    assert results["ok"].ok, results["ok"]
+    assert math.isfinite(results["ok"].fitness)
+    assert results["raises"].status == "failed" and "not_an_activation" in results["raises"].reason
+    assert results["cancelled"].status == "failed" and "Slurm state CANCELLED" in results["cancelled"].reason
+    assert results["timeout"].status == "failed" and "Slurm state TIMEOUT" in results["timeout"].reason
+    assert results["memory"].status == "failed" and "Slurm state OUT_OF_MEMORY" in results["memory"].reason
+    job_ids = {name: r.job_id for name, r in results.items()}
+    array_ids = {j.split("_")[0] for j in job_ids.values()}
+    assert len(array_ids) == 1, job_ids

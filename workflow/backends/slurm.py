@@ -1,0 +1,243 @@
+"""Slurm backend: each batch (a GA generation) becomes one submitit job array.
+
+Submission, pickling and result files are submitit's. What we add:
+- the sbatch request derived from the config (``slurm`` plus ``train.devices``) and checked with the cluster
+  before anything is submitted;
+- an intent (``submitting`` with a unique job name) in the journal before sbatch runs, and the job ids after,
+  so a driver that dies in between can find its jobs instead of submitting them twice;
+- results recorded as each task finishes, with sacct's state deciding when a task died without a result
+  (squeue and a grace time when accounting is unavailable);
+- re-attaching to tasks submitted by an earlier driver (submitit jobs rebuilt from folder and job id).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from workflow.backends.base import BatchSink
+from workflow.backends.cluster import (
+    FINAL_STATES,
+    chunked,
+    check_request,
+    gpus_per_task,
+    query_jobs_by_name,
+    query_max_array_size,
+    query_partitions,
+    query_queue,
+    query_states,
+    validate_slurm_strings,
+)
+from workflow.backends.worker import run_evaluation
+from workflow.config import Config
+from workflow.errors import ClusterError
+from workflow.records import Candidate, Result
+
+log = logging.getLogger(__name__)
+
+STDERR_TAIL_CHARS = 1500
+
+
+def executor_parameters(config: Config, job_name: str) -> dict[str, Any]:
+    """The submitit ``SlurmExecutor.update_parameters`` arguments for one evaluation task."""
+    slurm, train = config.slurm, config.train
+    cpus = slurm.cpus_per_task
+    if train.accelerator != "gpu" and train.devices > 1:
+        cpus = max(cpus, train.devices)  # DDP over CPU processes inside the one task
+    params: dict[str, Any] = {
+        "job_name": job_name,
+        "partition": slurm.partition,
+        "time": slurm.time_min,
+        "cpus_per_task": cpus,
+        "mem": f"{int(slurm.mem_gb * 1024)}M",
+        "ntasks_per_node": 1,
+        "array_parallelism": slurm.array_parallelism,
+        "signal_delay_s": slurm.signal_delay_s,
+        "setup": list(slurm.setup),
+    }
+    gpus = gpus_per_task(config)
+    if gpus:
+        params["gpus_per_node"] = gpus
+    if slurm.account:
+        params["account"] = slurm.account
+    if slurm.qos:
+        params["qos"] = slurm.qos
+    if slurm.additional_parameters:
+        params["additional_parameters"] = {k: str(v) for k, v in slurm.additional_parameters.items()}
+    return params
+
+
+class SlurmBackend:
+    name = "slurm"
+
+    def __init__(self, config: Config, run_dir: Path) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.folder = self.run_dir / config.slurm.folder
+        self._checked = False
+        self._max_array: int | None = None
+        self._sacct_warned = False
+
+    # -- checks -------------------------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        """Validate strings and ask the cluster whether it can run the request (once per driver)."""
+        if self._checked:
+            return
+        validate_slurm_strings(self.config)
+        check_request(self.config, query_partitions())
+        self._max_array = query_max_array_size()
+        self._checked = True
+
+    # -- running ------------------------------------------------------------------------------------
+
+    def run(self, candidates: Sequence[Candidate], sink: BatchSink) -> None:
+        self.preflight()
+        jobs: dict[str, submitit.Job[Any]] = {}
+        fresh: list[Candidate] = []
+        for cand in candidates:
+            job = self._reattach(cand, sink)
+            if job is not None:
+                jobs[cand.name] = job
+            else:
+                fresh.append(cand)
+        if fresh:
+            jobs.update(self._submit(fresh, sink))
+        self._collect(jobs, {c.name: c for c in candidates}, sink)
+
+    def _reattach(self, cand: Candidate, sink: BatchSink) -> submitit.Job[Any] | None:
+        previous = sink.previous_submission(cand.name)
+        if not previous:
+            return None
+        job_id = (previous.get("job_ids") or {}).get(cand.name)
+        if job_id:
+            log.info("re-attaching %s to Slurm job %s", cand.name, job_id)
+            return submitit.SlurmJob(folder=previous.get("folder", str(self.folder)), job_id=str(job_id))
+        tag = previous.get("tag")
+        if tag and previous.get("event") == "submitting":
+            found = self._find_by_tag(str(tag), previous)
+            if found is not None and cand.name in found:
+                return submitit.SlurmJob(folder=previous.get("folder", str(self.folder)), job_id=found[cand.name])
+        return None
+
+    def _find_by_tag(self, tag: str, intent: dict[str, Any]) -> dict[str, str] | None:
+        """Jobs submitted under ``tag`` by a driver that died before recording their ids."""
+        states = query_jobs_by_name(tag)
+        if not states:
+            return None
+        names = list(intent.get("names", []))
+        array_ids = {job_id.split("_")[0] for job_id in states}
+        if len(array_ids) != 1:
+            raise ClusterError(f"job name {tag} matches several jobs ({sorted(array_ids)}); resolve by hand")
+        array_id = array_ids.pop()
+        mapping = {name: f"{array_id}_{i}" for i, name in enumerate(names)} if len(names) > 1 else \
+            {names[0]: array_id}
+        log.warning("found jobs %s submitted under %s by an earlier driver", array_id, tag)
+        return mapping
+
+    def _submit(self, cands: Sequence[Candidate], sink: BatchSink) -> dict[str, submitit.Job[Any]]:
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        max_array = max((self._max_array or 1001) - 1, 1)
+        jobs: dict[str, submitit.Job[Any]] = {}
+        for chunk in chunked(list(cands), max_array):
+            chunk_cands: list[Candidate] = list(chunk)  # type: ignore[arg-type]
+            tag = f"{self.config.name[:40]}.g{chunk_cands[0].generation}.{uuid.uuid4().hex[:10]}"
+            names = [c.name for c in chunk_cands]
+            # The intent is durable before sbatch runs: a driver dying right after sbatch is found by tag.
+            sink.submitted(names, {"event": "submitting", "tag": tag, "folder": str(self.folder / "%j")})
+            executor = submitit.SlurmExecutor(folder=self.folder / "%j", max_num_timeout=self.config.slurm.max_requeues)
+            executor.update_parameters(**executor_parameters(self.config, tag))
+            task, train = self.config.task, self.config.train
+            workdirs = [str(self.run_dir / "evals" / c.name) for c in chunk_cands]
+            submitted = executor.map_array(run_evaluation, chunk_cands, [task] * len(chunk_cands),
+                                           [train] * len(chunk_cands), workdirs)
+            job_ids = {c.name: job.job_id for c, job in zip(chunk_cands, submitted)}
+            sink.submitted(names, {"tag": tag, "folder": str(self.folder / "%j"), "job_ids": job_ids,
+                                   "array_id": submitted[0].job_id.split("_")[0]})
+            log.info("generation %d: submitted %d tasks as Slurm array %s", chunk_cands[0].generation,
+                     len(chunk_cands), submitted[0].job_id.split("_")[0])
+            jobs.update({c.name: job for c, job in zip(chunk_cands, submitted)})
+        return jobs
+
+    # -- collecting ---------------------------------------------------------------------------------
+
+    def _collect(self, jobs: dict[str, submitit.Job[Any]], cands: dict[str, Candidate], sink: BatchSink) -> None:
+        remaining = dict(jobs)
+        unseen_since: dict[str, float] = {}
+        while remaining:
+            states = self._states(remaining)
+            now = time.monotonic()
+            for name, job in list(remaining.items()):
+                result = self._finished_result(name, job, states.get(job.job_id), now, unseen_since)
+                if result is not None:
+                    sink.result(result)
+                    del remaining[name]
+            if remaining:
+                time.sleep(self.config.slurm.poll_s)
+
+    def _states(self, jobs: dict[str, submitit.Job[Any]]) -> dict[str, str]:
+        array_ids = {job.job_id.split("_")[0] for job in jobs.values()}
+        try:
+            return query_states(array_ids)
+        except ClusterError as exc:
+            if not self._sacct_warned:
+                log.warning("sacct unavailable (%s): falling back to squeue; a task missing from the queue "
+                            "without a result is declared lost after %g s", exc, self.config.slurm.lost_grace_s)
+                self._sacct_warned = True
+            try:
+                queued = query_queue(array_ids)
+            except ClusterError:
+                return {}
+            return {job.job_id: queued.get(job.job_id, "GONE") for job in jobs.values()}
+
+    def _finished_result(self, name: str, job: submitit.Job[Any], state: str | None, now: float,
+                         unseen_since: dict[str, float]) -> Result | None:
+        if job.paths.result_pickle.exists():
+            return self._result_from_pickle(name, job, state)
+        if state in FINAL_STATES:
+            if state == "COMPLETED":
+                # The result file can trail the state on shared file systems: wait for it, bounded.
+                first = unseen_since.setdefault(name, now)
+                if now - first < self.config.slurm.lost_grace_s:
+                    return None
+            return Result.failure(name, f"Slurm state {state}: {self._stderr_tail(job)}", job_id=job.job_id)
+        if state in (None, "GONE", "UNKNOWN"):
+            first = unseen_since.setdefault(name, now)
+            if now - first >= self.config.slurm.lost_grace_s:
+                return Result.failure(name, f"lost: no result and not known to Slurm for "
+                                            f"{self.config.slurm.lost_grace_s:g} s", job_id=job.job_id)
+            return None
+        unseen_since.pop(name, None)
+        return None
+
+    def _result_from_pickle(self, name: str, job: submitit.Job[Any], state: str | None) -> Result:
+        try:
+            outcome = job.result()
+        except Exception as exc:  # noqa: BLE001 - a task that raised is a failed evaluation
+            return Result.failure(name, f"task raised ({type(exc).__name__}): {str(exc)[-STDERR_TAIL_CHARS:]}",
+                                  job_id=job.job_id)
+        if not isinstance(outcome, Result):
+            return Result.failure(name, f"task returned {type(outcome).__name__}, not a Result", job_id=job.job_id)
+        return Result(name=outcome.name, status=outcome.status, fitness=outcome.fitness, metrics=outcome.metrics,
+                      seconds=outcome.seconds, reason=outcome.reason, job_id=job.job_id)
+
+    @staticmethod
+    def _stderr_tail(job: submitit.Job[Any]) -> str:
+        path = job.paths.stderr
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(max(os.path.getsize(path) - STDERR_TAIL_CHARS, 0))
+                tail = handle.read().decode(errors="replace").strip()
+        except OSError:
+            return "(no stderr file)"
+        return tail.replace("\n", " | ") or "(stderr empty)"
+
+    def close(self) -> None:
+        return None
