@@ -46,3 +46,6 @@ slurm-logs:
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache
+
+submit:  ## on a Slurm login node: a detached driver submits each generation as a job array
+	$(PY) -m workflow submit $(CONFIG) $(RUN_DIR_ARG) $(ARGS)

@@ -28,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--run-dir", type=Path, help="run directory (default runs/<name>)")
     run.add_argument("--no-report", action="store_true", help="do not write report/ at the end")
 
+    submit = sub.add_parser("submit", help="start a detached driver that runs the search on Slurm")
+    submit.add_argument("config", type=Path)
+    submit.add_argument("overrides", nargs="*", help="dotted overrides, e.g. slurm.partition=gpu2")
+    submit.add_argument("--run-dir", type=Path, help="run directory (default runs/<name>)")
+
     resume = sub.add_parser("resume", help="continue a search from its run directory")
     resume.add_argument("run_dir", type=Path)
     resume.add_argument("--no-report", action="store_true")
@@ -102,6 +107,20 @@ def _search(config: Config, run_dir: Path, write_report: bool) -> int:
     return 0
 
 
+def _detach(run_dir: Path) -> int:
+    """Start ``resume RUN_DIR`` in its own session, surviving the login shell; output to driver.out."""
+    import subprocess
+
+    with open(run_dir / "driver.out", "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "workflow", "resume", str(run_dir)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True)
+    print(f"driver started (pid {proc.pid}), logging to {run_dir}/driver.log")
+    print(f"follow it with:  python -m workflow status {run_dir}")
+    print(f"if it stops (logout, reboot), continue with:  python -m workflow resume {run_dir}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -111,6 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_dir = args.run_dir or Path("runs") / config.name
             _prepare_run_dir(config, run_dir)
             return _search(config, run_dir, not args.no_report)
+        if args.command == "submit":
+            config = load_config(args.config, ["backend.name=slurm", *args.overrides])
+            preflight(config)
+            run_dir = args.run_dir or Path("runs") / config.name
+            _prepare_run_dir(config, run_dir)
+            return _detach(run_dir)
         if args.command == "resume":
             from workflow.store import RunStore
 

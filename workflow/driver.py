@@ -18,6 +18,7 @@ from workflow.backends.base import Backend, make_backend
 from workflow.config import Config
 from workflow.core import Optimizer, make_optimizer
 from workflow.errors import RunDirError
+from workflow.lock import DriverLock
 from workflow.progress import NullProgress, Progress
 from workflow.records import Candidate, Evaluated, Result
 from workflow.store import RunState, RunStore
@@ -79,6 +80,12 @@ def replay(optimizer: Optimizer, state: RunState) -> list[Candidate]:
 def run_search(config: Config, run_dir: Path, *, backend: Backend | None = None,
                progress: Progress | None = None) -> RunSummary:
     """Run (or continue) the search in ``run_dir`` until the optimizer is finished."""
+    with DriverLock(run_dir):
+        return _run_locked(config, run_dir, backend, progress)
+
+
+def _run_locked(config: Config, run_dir: Path, backend: Backend | None,
+                progress: Progress | None) -> RunSummary:
     store = RunStore.open(run_dir)
     state = store.replay()
     optimizer = make_optimizer(config)

@@ -43,7 +43,7 @@ class NullProgress(Progress):
 class _Counts:
     def __init__(self) -> None:
         self.total_batches = 0
-        self.batch = 0
+        self.current_batch = 0
         self.batch_size = 0
         self.done = 0
         self.failed = 0
@@ -56,7 +56,7 @@ class _Counts:
             self._count(result)
 
     def batch(self, number: int, candidates: Sequence[Candidate], state: RunState) -> None:
-        self.batch, self.batch_size = number, len(candidates)
+        self.current_batch, self.batch_size = number, len(candidates)
         self.in_flight = sum(c.name not in state.results for c in candidates)
 
     def result(self, result: Result) -> None:
@@ -108,7 +108,7 @@ class RichProgress(Progress):
     def _render(self) -> Table:
         c = self.counts
         table = Table.grid(padding=(0, 2))
-        table.add_row("[bold]generation[/]", f"{c.batch}/{c.total_batches}")
+        table.add_row("[bold]generation[/]", f"{c.current_batch}/{c.total_batches}")
         table.add_row("[bold]evaluations[/]",
                       f"done {c.done - c.failed}  running {c.in_flight}  failed {c.failed}")
         table.add_row("[bold]best so far[/]", c.best_text())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +39,7 @@ DEFAULT_ACTIVATION_TREE: dict[str, Any] = {
     "saturating": ["sigmoid", "tanh"],
 }
 
-TreeSpec = Union[Mapping[str, Any], Sequence[Any]]
+TreeSpec = Mapping[str, Any] | Sequence[Any]
 
 
 class ActivationTree:

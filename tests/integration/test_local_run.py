@@ -34,7 +34,7 @@ def smoke_run(tmp_path_factory):
 
 def test_smoke_run_writes_results_for_every_evaluation(smoke_run):
     run_dir, proc = smoke_run
-    rows = list(csv.DictReader(open(run_dir / "results.csv")))
+    rows = list(csv.DictReader((run_dir / "results.csv").open()))
     assert [r["name"] for r in rows if r["generation"] == "1"] == [f"fitness-1-{i}" for i in range(1, 5)]
     assert len(rows) == 8
     for column in ("name", "optimizer", "island", "generation", "index", "n_layers", "hidden_size",
@@ -51,7 +51,7 @@ def test_status_json_and_report(smoke_run):
     assert status["finished"] is True
     assert status["generation"] == 2
     assert status["evaluations"] == {"done": 8, "failed": 0, "pending": 0, "planned": 8}
-    rows = list(csv.DictReader(open(run_dir / "results.csv")))
+    rows = list(csv.DictReader((run_dir / "results.csv").open()))
     best = min(rows, key=lambda r: float(r["fitness"]))
     assert status["best"]["name"] == best["name"]
     assert status["best"]["fitness"] == pytest.approx(float(best["fitness"]))

@@ -41,7 +41,7 @@ def _sacct(*args: str) -> list[list[str]]:
 def test_smoke_ga_through_slurm_one_array_per_generation(tmp_path):
     run_dir = tmp_path / "run"
     cli("run", SMOKE, "backend.name=slurm", "slurm.partition=gpu", "slurm.poll_s=0.5", "--run-dir", run_dir)
-    rows = list(csv.DictReader(open(run_dir / "results.csv")))
+    rows = list(csv.DictReader((run_dir / "results.csv").open()))
     assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
     arrays = {}
     for row in rows:
@@ -90,16 +90,17 @@ def test_failures_in_one_array_are_recorded_with_their_state(tmp_path):
     """In one generation: a task that raises, one scancel'ed, one past its time limit, one killed for memory."""
     config = load_config(SMOKE, ["backend.name=slurm", "slurm.partition=gpu2", "slurm.time_min=1",
                                  "slurm.signal_delay_s=5", "slurm.mem_gb=1.5", "slurm.poll_s=0.5",
-                                 "slurm.lost_grace_s=30", "train.epochs=1", "slurm.max_requeues=0"])
+                                 "slurm.lost_grace_s=30", "slurm.max_requeues=0",
+                                 # 20 epochs of 8,000 samples: seconds for a 1x16 MLP, many minutes for 5x2048.
+                                 "train.epochs=20", "task.n_samples=10000"])
     ok = Candidate("ok", Hparams(1, 16, "relu", 0.0), 1, 1, "ga", seed=1)
     raises = Candidate("raises", Hparams(1, 16, "not_an_activation", 0.0), 1, 2, "ga", seed=2)
     # 40 layers of 8192 units: ~2.7e9 parameters, far beyond 1.5 GB -> the cgroup kills it.
     memory = Candidate("memory", Hparams(40, 8192, "relu", 0.0), 1, 3, "ga", seed=3)
-    # With 100,000 epochs these run until the 1-minute limit ends them, or scancel does.
+    # These run until the 1-minute limit ends them, or scancel does.
     timeout = Candidate("timeout", Hparams(5, 2048, "relu", 0.0), 1, 4, "ga", seed=4)
     cancelled = Candidate("cancelled", Hparams(5, 2048, "relu", 0.0), 1, 5, "ga", seed=5)
-    slow = config.model_copy(update={"train": config.train.model_copy(update={"epochs": 100000})})
-    backend = SlurmBackend(slow, tmp_path)
+    backend = SlurmBackend(config, tmp_path)
     sink = RecordingSink()
 
     import threading

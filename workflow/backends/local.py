@@ -40,18 +40,18 @@ class LocalBackend:
     def run(self, candidates: Sequence[Candidate], sink: BatchSink) -> None:
         pool = self._get_pool()
         timeout = self.config.backend.timeout_s
-        futures: dict[Future[Any], tuple[Candidate, float]] = {}
+        futures: dict[Any, tuple[Candidate, float]] = {}
         for cand in candidates:
             future = pool.schedule(run_evaluation, args=(cand, self.config.task, self.config.train),
                                    timeout=timeout)
             futures[future] = (cand, time.monotonic())
         sink.submitted([c.name for c in candidates], {"backend": "local"})
-        remaining = set(futures)
+        remaining: set[Future[Any]] = set(futures)
         while remaining:
             done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-            for future in done:
-                cand, started = futures[future]
-                sink.result(_outcome(future, cand, time.monotonic() - started, timeout))
+            for finished in done:
+                cand, started = futures[finished]
+                sink.result(_outcome(finished, cand, time.monotonic() - started, timeout))
 
     def close(self) -> None:
         if self._pool is not None:

@@ -25,8 +25,8 @@ import submitit
 from workflow.backends.base import BatchSink
 from workflow.backends.cluster import (
     FINAL_STATES,
-    chunked,
     check_request,
+    chunked,
     gpus_per_task,
     query_jobs_by_name,
     query_max_array_size,
