@@ -19,27 +19,32 @@ say() { printf 'down.sh: %s\n' "$*"; }
 proc_starttime() { awk '{sub(/^.*\) /, ""); print $20}' "/proc/$1/stat" 2>/dev/null; }
 proc_comm() { cat "/proc/$1/comm" 2>/dev/null; }
 
+# alive PID START: the same process still exists and is not a zombie. Daemons are reparented to PID 1,
+# which here reaps only every ~2 s, so an exited daemon lingers as a zombie (state Z) for a while.
+proc_state() { awk '{sub(/^.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null; }
+alive() { [[ $(proc_starttime "$1") == "$2" && $(proc_state "$1") != Z ]]; }
+
 # ours NAME: print the recorded PID if that exact process is still alive.
 ours() {
     local pid start comm
     [[ -r $OURS/$1.pid ]] || return 1
     read -r pid start comm <"$OURS/$1.pid" || [[ -n ${pid:-} ]] || return 1
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    [[ $(proc_starttime "$pid") == "$start" && $(proc_comm "$pid") == "$comm" ]] || return 1
+    alive "$pid" "$start" && [[ $(proc_comm "$pid") == "$comm" ]] || return 1
     echo "$pid"
 }
 
 # Bounded wait for a PID to go away; polled, not a fixed sleep.
 wait_gone() {
     local pid=$1 limit=$2 start=$3 deadline=$((SECONDS + $2))
-    while [[ $(proc_starttime "$pid") == "$start" ]]; do
+    while alive "$pid" "$start"; do
         ((SECONDS < deadline)) || return 1
         sleep 0.1
     done
 }
 
 stop_one() {
-    local name=$1 pid start limit=15
+    local name=$1 pid start limit=15 t0=${EPOCHREALTIME/./}
     if ! pid=$(ours "$name"); then
         rm -f "$OURS/$name.pid"
         return 0
@@ -48,7 +53,7 @@ stop_one() {
     [[ $name == mariadb ]] && limit=60 # InnoDB flushes its buffer pool on a clean shutdown
     kill -TERM "$pid" 2>/dev/null || true
     if wait_gone "$pid" "$limit" "$start"; then
-        say "stopped $name (pid $pid)"
+        say "stopped $name (pid $pid) in $(( (${EPOCHREALTIME/./} - t0) / 1000 )) ms"
     else
         say "$name (pid $pid) still running after ${limit}s; sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true

@@ -59,7 +59,7 @@ wait_until() {
             echo "up.sh: timed out after ${limit}s waiting for: $desc" >&2
             return 1
         fi
-        sleep 0.2
+        sleep 0.1
     done
 }
 
@@ -67,6 +67,8 @@ wait_until() {
 # starttime (field 22 of /proc/PID/stat) guards against a recycled PID being mistaken for our daemon.
 proc_starttime() { awk '{sub(/^.*\) /, ""); print $20}' "/proc/$1/stat" 2>/dev/null; }
 proc_comm() { cat "/proc/$1/comm" 2>/dev/null; }
+# Exited daemons are reparented to PID 1, which here reaps only every ~2 s: a zombie is not running.
+proc_state() { awk '{sub(/^.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null; }
 
 # pid_from_file FILE COMM: print the PID in FILE if that process is alive and is COMM.
 pid_from_file() {
@@ -74,7 +76,7 @@ pid_from_file() {
     [[ -r $1 ]] || return 1
     read -r pid _ <"$1" || [[ -n ${pid:-} ]] || return 1
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    [[ $(proc_comm "$pid") == "$2" ]] || return 1
+    [[ $(proc_comm "$pid") == "$2" && $(proc_state "$pid") != Z ]] || return 1
     echo "$pid"
 }
 
@@ -255,8 +257,11 @@ AccountingStorageTRES=gres/gpu
 JobCompType=jobcomp/none
 
 # Default batch_sched_delay=3 starts array tasks every 3 s; these make a 20-task array start at once.
+# sched_interval=2: a job that becomes eligible only by time passing (a requeued job after its hold,
+# --begin) triggers no event, and backfill skips cycles when nothing changed, so without it such a job
+# waits for the main loop's default 60 s period.
 SchedulerType=sched/backfill
-SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,bf_interval=1
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,bf_interval=1,sched_interval=2
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 # Without a default, a job with no --mem gets the whole node and array tasks run one by one.

@@ -43,6 +43,11 @@ def test_parse_sacct_expands_pending_arrays_and_keeps_first_word():
                                  "41_4": "PENDING", "42": "OUT_OF_MEMORY"}
 
 
+def test_parse_sacct_takes_a_memory_kill_from_the_srun_step():
+    text = "50_2|FAILED\n50_2.batch|FAILED\n50_2.extern|COMPLETED\n50_2.0|OUT_OF_MEMORY\n50_3|FAILED\n50_3.0|FAILED\n"
+    assert parse_sacct(text) == {"50_2": "OUT_OF_MEMORY", "50_3": "FAILED"}
+
+
 def test_parse_max_array_size():
     assert parse_max_array_size("MaxArraySize            = 1001\nMaxJobCount = 10000\n") == 1001
     assert parse_max_array_size("nothing") == 1001

@@ -123,12 +123,14 @@ def parse_max_array_size(text: str) -> int:
 
 
 def parse_sacct(text: str) -> dict[str, str]:
-    """``sacct -n -X -P -o JobID,State`` lines -> {``<array>_<task>`` or ``<job>``: state}.
+    """``sacct -n -P -o JobID,State`` lines -> {``<array>_<task>`` or ``<job>``: state}.
 
     Pending arrays appear as ``123_[0-4%2]``: expanded to every task. States such as ``CANCELLED by 0`` keep
-    their first word.
+    their first word. Steps (``123_4.0``, ``.batch``) only matter for memory kills: submitit runs the task in an
+    srun step, so the step is OUT_OF_MEMORY while the allocation just says FAILED; the step's cause wins.
     """
     states: dict[str, str] = {}
+    step_oom: set[str] = set()
     for line in text.splitlines():
         if "|" not in line:
             continue
@@ -138,8 +140,14 @@ def parse_sacct(text: str) -> dict[str, str]:
         if match:
             for task in _expand_ranges(match.group(2).split("%")[0]):
                 states.setdefault(f"{match.group(1)}_{task}", state)
-        elif "." not in job_id:
+        elif "." in job_id:
+            if state == "OUT_OF_MEMORY":
+                step_oom.add(job_id.split(".")[0])
+        else:
             states[job_id] = state
+    for job_id in step_oom:
+        if states.get(job_id) in ("FAILED", "CANCELLED", None):
+            states[job_id] = "OUT_OF_MEMORY"
     return states
 
 
@@ -184,7 +192,7 @@ def query_states(array_ids: Iterable[str]) -> dict[str, str]:
     ids = sorted(set(array_ids))
     if not ids:
         return {}
-    return parse_sacct(_run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(ids)]))
+    return parse_sacct(_run(["sacct", "-n", "-P", "-o", "JobID,State", "-j", ",".join(ids)]))
 
 
 def query_queue(array_ids: Iterable[str]) -> dict[str, str]:

@@ -22,6 +22,11 @@ def run_evaluation(candidate: Candidate, task: TaskConfig, train: TrainConfig,
 
         return evaluate(candidate, task, train, workdir=Path(workdir) if workdir else None)
     except Exception as exc:  # noqa: BLE001 - any failure of one evaluation is data, not a crash
+        if type(exc).__name__ == "UncompletedJobError":
+            # submitit's handler for Slurm's pre-timeout signal: the time limit is reached and the task
+            # could not be requeued (not checkpointable, or out of requeues).
+            return Result.failure(candidate.name, f"TIMEOUT: time limit reached and not requeued ({exc})",
+                                  seconds=time.monotonic() - start)
         tail = "".join(traceback.format_exception(exc)[-3:]).strip()
         return Result.failure(candidate.name, f"{type(exc).__name__}: {exc} ({tail[-400:]})",
                               seconds=time.monotonic() - start)
