@@ -38,6 +38,15 @@ def _sacct(*args: str) -> list[list[str]]:
     return [line.split("|") for line in out.splitlines() if line]
 
 
+def _await_sacct(array_id, condition, limit_s=30.0):
+    deadline = time.monotonic() + limit_s
+    while True:
+        rows = _sacct("-j", array_id, "-o", "JobID,State")
+        if condition(rows) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.5)
+
+
 def test_smoke_ga_through_slurm_one_array_per_generation(tmp_path):
     run_dir = tmp_path / "run"
     cli("run", SMOKE, "backend.name=slurm", "slurm.partition=gpu", "slurm.poll_s=0.5", "--run-dir", run_dir)
@@ -52,8 +61,9 @@ def test_smoke_ga_through_slurm_one_array_per_generation(tmp_path):
     array_ids = [ids.pop() for ids in arrays.values()]
     assert array_ids[0] != array_ids[1]
     for array_id in array_ids:
-        states = _sacct("-j", array_id, "-o", "JobID,State")
-        assert len(states) == 4 and all(state == "COMPLETED" for _, state in states)
+        # Slurm writes array task ends to the database a few seconds late: wait for them, bounded.
+        states = _await_sacct(array_id, lambda rows: len(rows) == 4 and all(s != "RUNNING" for _, s in rows))
+        assert all(state == "COMPLETED" for _, state in states), states
     status = json.loads(cli("status", run_dir, "--json").stdout)
     assert status["finished"] and status["evaluations"]["done"] == 8
     assert [g["job_ids"] for g in status["per_generation"]] == [[f"{a}_{i}" for i in range(4)] for a in array_ids]
@@ -126,8 +136,28 @@ def test_failures_in_one_array_are_recorded_with_their_state(tmp_path):
     assert math.isfinite(results["ok"].fitness)
     assert results["raises"].status == "failed" and "not_an_activation" in results["raises"].reason
     assert results["cancelled"].status == "failed" and "Slurm state CANCELLED" in results["cancelled"].reason
-    assert results["timeout"].status == "failed" and "Slurm state TIMEOUT" in results["timeout"].reason
+    # Either Slurm's TIMEOUT, or submitit's pre-timeout signal ending a task that cannot be requeued.
+    assert results["timeout"].status == "failed" and "TIMEOUT" in results["timeout"].reason
     assert results["memory"].status == "failed" and "Slurm state OUT_OF_MEMORY" in results["memory"].reason
     job_ids = {name: r.job_id for name, r in results.items()}
     array_ids = {j.split("_")[0] for j in job_ids.values()}
     assert len(array_ids) == 1, job_ids
+
+
+def test_submit_detaches_and_status_follows_it_to_the_end(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = cli("submit", SMOKE, "slurm.poll_s=0.5", "--run-dir", run_dir)
+    assert f"follow it with:  python -m workflow status {run_dir}" in proc.stdout
+    deadline = time.monotonic() + 240
+    seen_generations = set()
+    while True:
+        status = json.loads(cli("status", run_dir, "--json").stdout)
+        seen_generations.add(status["generation"])
+        if status["finished"] or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert status["finished"], (run_dir / "driver.log").read_text()[-3000:]
+    assert status["backend"] == "slurm"
+    assert status["evaluations"] == {"done": 8, "failed": 0, "pending": 0, "planned": 8}
+    assert all(g["job_ids"] for g in status["per_generation"])
+    assert "generation 2/2" in (run_dir / "driver.log").read_text()
