@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 from workflow.checks import preflight
 from workflow.config import Config, load_config
 from workflow.errors import RunDirError, WorkflowError
+from workflow.lock import DriverLock
 
 log = logging.getLogger("workflow")
 
@@ -27,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optimizer.generations=3")
     run.add_argument("--run-dir", type=Path, help="run directory (default runs/<name>)")
     run.add_argument("--no-report", action="store_true", help="do not write report/ at the end")
+    run.add_argument("--force", action="store_true",
+                     help="continue a run directory even though the search-defining config changed")
+    run.add_argument("--requeue-on-signal", action="store_true",
+                     help="inside a Slurm job: on SIGUSR1/SIGTERM stop cleanly and requeue this job")
 
     submit = sub.add_parser("submit", help="start a detached driver that runs the search on Slurm")
     submit.add_argument("config", type=Path)
@@ -36,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="continue a search from its run directory")
     resume.add_argument("run_dir", type=Path)
     resume.add_argument("--no-report", action="store_true")
+    resume.add_argument("--requeue-on-signal", action="store_true",
+                        help="inside a Slurm job: on SIGUSR1/SIGTERM stop cleanly and requeue this job")
 
     status = sub.add_parser("status", help="show the state of a run directory")
     status.add_argument("run_dir", type=Path)
@@ -59,18 +68,35 @@ def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> l
     return lines
 
 
-def _prepare_run_dir(config: Config, run_dir: Path) -> None:
-    from workflow.store import RunStore
+#: Sections that say where and how evaluations run, not what is searched: changing them on a re-run is safe
+#: (e.g. another partition after an allocation ended) and is recorded in the journal.
+RUNTIME_SECTIONS = ("backend", "slurm", "tracking")
 
-    if run_dir.exists():
-        store = RunStore.open(run_dir)
-        diff = config_diff(store.config().to_plain(), config.to_plain())
-        if diff:
-            raise RunDirError(f"run directory {run_dir} exists with a different config ({'; '.join(diff)}); "
-                              "use another --run-dir, or `resume` it with its own config")
-        log.info("continuing the existing run in %s", run_dir)
-    else:
+
+def _prepare_run_dir(config: Config, run_dir: Path, force: bool = False) -> None:
+    from workflow.store import CONFIG, RunStore, atomic_write_text
+
+    if not run_dir.exists():
         RunStore.create(run_dir, config)
+        return
+    store = RunStore.open(run_dir)
+    with DriverLock(run_dir):  # refuse early, before touching anything, if another driver owns the directory
+        pass
+    old = store.config().to_plain()
+    new = config.to_plain()
+    diff = config_diff(old, new)
+    if not diff:
+        log.info("continuing the existing run in %s", run_dir)
+        return
+    search_diff = [line for line in diff if line.split(".")[0].split(":")[0] not in RUNTIME_SECTIONS]
+    if search_diff and not force:
+        raise RunDirError(f"run directory {run_dir} exists with a different config ({'; '.join(search_diff)}); "
+                          "use another --run-dir, `resume` it with its own config, or --force")
+    import yaml
+
+    atomic_write_text(run_dir / CONFIG, yaml.safe_dump(new, sort_keys=False))
+    store.append({"event": "config_changed", "diff": diff, "forced": bool(search_diff)})
+    log.warning("run directory %s: config changed (%s)", run_dir, "; ".join(diff))
 
 
 def _setup_logging(run_dir: Path | None) -> None:
@@ -89,13 +115,40 @@ def _setup_logging(run_dir: Path | None) -> None:
         root.addHandler(handler)
 
 
-def _search(config: Config, run_dir: Path, write_report: bool) -> int:
+class DriverSignal(BaseException):
+    """Raised in the main thread when the driver is told to stop (Slurm's pre-timeout signal, scancel)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_signal(signum: int, frame: object) -> None:
+    raise DriverSignal(signum)
+
+
+def _search(config: Config, run_dir: Path, write_report: bool, requeue_on_signal: bool = False) -> int:
     from workflow.driver import run_search
     from workflow.progress import LogProgress, Progress, RichProgress
 
     _setup_logging(run_dir)
+    for signum in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, _raise_signal)
     progress: Progress = RichProgress() if sys.stderr.isatty() else LogProgress()
-    summary = run_search(config, run_dir, progress=progress)
+    try:
+        summary = run_search(config, run_dir, progress=progress)
+    except DriverSignal as stop:
+        # Every event is already durable in the journal: nothing to flush beyond what the lock release did.
+        log.warning("driver stopped by %s; the run directory is consistent", stop)
+        job_id = os.environ.get("SLURM_JOB_ID")
+        if requeue_on_signal and job_id:
+            import subprocess
+
+            subprocess.run(["scontrol", "requeue", job_id], check=False)
+            log.warning("requeued Slurm job %s: the driver resumes when it starts again", job_id)
+            return 0
+        print(f"stopped by {stop}: continue with `python -m workflow resume {run_dir}`", file=sys.stderr)
+        return 3
     if write_report:
         from workflow.report import write_report as write
 
@@ -128,8 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = load_config(args.config, args.overrides)
             preflight(config)
             run_dir = args.run_dir or Path("runs") / config.name
-            _prepare_run_dir(config, run_dir)
-            return _search(config, run_dir, not args.no_report)
+            _prepare_run_dir(config, run_dir, force=args.force)
+            return _search(config, run_dir, not args.no_report, args.requeue_on_signal)
         if args.command == "submit":
             config = load_config(args.config, ["backend.name=slurm", *args.overrides])
             preflight(config)
@@ -141,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             config = RunStore.open(args.run_dir).config()
             preflight(config)
-            return _search(config, args.run_dir, not args.no_report)
+            return _search(config, args.run_dir, not args.no_report, args.requeue_on_signal)
         if args.command == "status":
             from workflow.status import print_status, run_status
 

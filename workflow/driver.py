@@ -18,6 +18,7 @@ from workflow.backends.base import Backend, make_backend
 from workflow.config import Config
 from workflow.core import Optimizer, make_optimizer
 from workflow.errors import RunDirError
+from workflow.faults import crash_point
 from workflow.lock import DriverLock
 from workflow.progress import NullProgress, Progress
 from workflow.records import Candidate, Evaluated, Result
@@ -43,6 +44,7 @@ class _JournalSink:
             log.warning("ignoring a second result for %s (already recorded)", result.name)
             return
         self.store.append({"event": "result", "batch": self.batch, "result": result.to_dict()})
+        crash_point("after-result")
         self.state.results[result.name] = result
         self.store.write_results_csv(self.state)
         self.progress.result(result)
@@ -103,6 +105,7 @@ def _run_locked(config: Config, run_dir: Path, backend: Backend | None,
                 store.append({"event": "asked", "batch": optimizer.batches_asked,
                               "candidates": [c.to_dict() for c in pending]})
                 state.batches.append(pending)
+                crash_point("after-ask")
             batch = optimizer.batches_asked
             missing = [c for c in pending if c.name not in state.results]
             progress.batch(batch, pending, state)

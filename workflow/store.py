@@ -209,7 +209,7 @@ class RunStore:
             elif kind == "result":
                 result = Result.from_dict(event["result"])
                 state.results.setdefault(result.name, result)  # exactly once: the first result wins
-            elif kind in ("submitting", "submitted"):
+            elif kind in ("submitting", "submitted", "abandoned"):
                 for name in event.get("names", []):
                     state.submissions[name] = event
             elif kind == "told":

@@ -78,7 +78,7 @@ def test_rerun_same_config_is_a_no_op_and_different_config_is_refused(smoke_run)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         f"error: run directory {run_dir} exists with a different config (optimizer.generations: 2 -> 3); "
-        "use another --run-dir, or `resume` it with its own config")
+        "use another --run-dir, `resume` it with its own config, or --force")
 
 
 @pytest.mark.parametrize(("override", "message"), [

@@ -205,12 +205,28 @@ def query_queue(array_ids: Iterable[str]) -> dict[str, str]:
 
 
 def query_jobs_by_name(name: str) -> dict[str, str]:
-    """Task states of every job named ``name`` (used to find jobs submitted by a driver that then died)."""
-    return parse_sacct(_run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "--name", name,
-                             "-S", "now-30days"]))
+    """Task states of every job named ``name`` (used to find jobs submitted by a driver that then died).
+
+    Both the controller (squeue, which knows a job the moment sbatch returns, and finished ones for MinJobAge)
+    and accounting (sacct, which keeps finished jobs but records array tasks a few seconds late) are asked.
+    """
+    found = parse_sacct(_run(["squeue", "-h", "-r", "-t", "all", "--name", name, "-o", "%i|%T"]))
+    try:
+        accounted = parse_sacct(_run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "--name", name,
+                                      "-S", "now-30days"]))
+    except ClusterError as exc:
+        log.warning("sacct unavailable while looking for jobs named %s: %s", name, exc)
+        accounted = {}
+    return {**accounted, **found}
 
 
 # ------------------------------------------------------------------------------------------- checking
+
+
+def cancel(job_ids: Iterable[str]) -> None:
+    ids = sorted(set(job_ids))
+    if ids:
+        _run(["scancel", *ids])
 
 
 def check_request(config: Config, partitions: Mapping[str, Partition]) -> None:

@@ -25,6 +25,7 @@ import submitit
 from workflow.backends.base import BatchSink
 from workflow.backends.cluster import (
     FINAL_STATES,
+    cancel,
     check_request,
     chunked,
     gpus_per_task,
@@ -38,6 +39,7 @@ from workflow.backends.cluster import (
 from workflow.backends.worker import run_evaluation
 from workflow.config import Config
 from workflow.errors import ClusterError
+from workflow.faults import crash_point
 from workflow.records import Candidate, Result
 
 log = logging.getLogger(__name__)
@@ -100,47 +102,61 @@ class SlurmBackend:
 
     def run(self, candidates: Sequence[Candidate], sink: BatchSink) -> None:
         self.preflight()
-        jobs: dict[str, submitit.Job[Any]] = {}
-        fresh: list[Candidate] = []
-        for cand in candidates:
-            job = self._reattach(cand, sink)
-            if job is not None:
-                jobs[cand.name] = job
-            else:
-                fresh.append(cand)
+        jobs = self._reattach(candidates, sink)
+        fresh = [c for c in candidates if c.name not in jobs]
         if fresh:
             jobs.update(self._submit(fresh, sink))
-        self._collect(jobs, {c.name: c for c in candidates}, sink)
+        self._collect(jobs, sink)
 
-    def _reattach(self, cand: Candidate, sink: BatchSink) -> submitit.Job[Any] | None:
-        previous = sink.previous_submission(cand.name)
-        if not previous:
-            return None
-        job_id = (previous.get("job_ids") or {}).get(cand.name)
-        if job_id:
-            log.info("re-attaching %s to Slurm job %s", cand.name, job_id)
-            return submitit.SlurmJob(folder=previous.get("folder", str(self.folder)), job_id=str(job_id))
-        tag = previous.get("tag")
-        if tag and previous.get("event") == "submitting":
-            found = self._find_by_tag(str(tag), previous)
-            if found is not None and cand.name in found:
-                return submitit.SlurmJob(folder=previous.get("folder", str(self.folder)), job_id=found[cand.name])
-        return None
+    def _reattach(self, candidates: Sequence[Candidate], sink: BatchSink) -> dict[str, submitit.Job[Any]]:
+        """Jobs an earlier driver submitted for these candidates (by recorded id, or found by job name)."""
+        jobs: dict[str, submitit.Job[Any]] = {}
+        intents: dict[str, dict[str, Any]] = {}
+        for cand in candidates:
+            previous = sink.previous_submission(cand.name)
+            if not previous:
+                continue
+            folder = str(previous.get("folder", self.folder / "%j"))
+            job_id = (previous.get("job_ids") or {}).get(cand.name)
+            if job_id:
+                jobs[cand.name] = submitit.SlurmJob(folder=folder, job_id=str(job_id))
+            elif previous.get("event") == "submitting" and previous.get("tag"):
+                intents[str(previous["tag"])] = previous
+        for tag, intent in intents.items():
+            found = self._find_by_tag(tag, intent)
+            folder = str(intent.get("folder", self.folder / "%j"))
+            recovered: dict[str, submitit.Job[Any]] = {
+                name: submitit.SlurmJob(folder=folder, job_id=job_id) for name, job_id in found.items()}
+            if recovered and not all(job.paths.submitted_pickle.exists() for job in recovered.values()):
+                # The driver died inside submitit, after sbatch but before the task pickles were moved into
+                # place: those tasks can never run the evaluation. Cancel them and submit afresh.
+                cancel(recovered[name].job_id for name in recovered)
+                log.warning("cancelled array %s (submitted as %s without its task files); resubmitting",
+                            sorted({j.job_id.split("_")[0] for j in recovered.values()}), tag)
+                sink.submitted(list(recovered), {"event": "abandoned", "tag": tag})
+                continue
+            if recovered:
+                sink.submitted(list(recovered), {"tag": tag, "folder": folder, "recovered": True,
+                                                 "job_ids": {n: j.job_id for n, j in recovered.items()}})
+            jobs.update(recovered)
+        if jobs:
+            log.info("re-attached to %d Slurm tasks submitted by an earlier driver", len(jobs))
+        return jobs
 
-    def _find_by_tag(self, tag: str, intent: dict[str, Any]) -> dict[str, str] | None:
-        """Jobs submitted under ``tag`` by a driver that died before recording their ids."""
+    def _find_by_tag(self, tag: str, intent: dict[str, Any]) -> dict[str, str]:
+        """{evaluation name: job id} for the array submitted under ``tag`` by a driver that then died."""
         states = query_jobs_by_name(tag)
         if not states:
-            return None
-        names = list(intent.get("names", []))
+            return {}
         array_ids = {job_id.split("_")[0] for job_id in states}
         if len(array_ids) != 1:
             raise ClusterError(f"job name {tag} matches several jobs ({sorted(array_ids)}); resolve by hand")
         array_id = array_ids.pop()
-        mapping = {name: f"{array_id}_{i}" for i, name in enumerate(names)} if len(names) > 1 else \
-            {names[0]: array_id}
-        log.warning("found jobs %s submitted under %s by an earlier driver", array_id, tag)
-        return mapping
+        names = list(intent.get("names", []))
+        log.warning("found Slurm array %s submitted as %s by an earlier driver", array_id, tag)
+        if len(names) == 1 and array_id in states:
+            return {names[0]: array_id}
+        return {name: f"{array_id}_{i}" for i, name in enumerate(names)}
 
     def _submit(self, cands: Sequence[Candidate], sink: BatchSink) -> dict[str, submitit.Job[Any]]:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -158,6 +174,7 @@ class SlurmBackend:
             workdirs = [str(self.run_dir / "evals" / c.name) for c in chunk_cands]
             submitted = executor.map_array(run_evaluation, chunk_cands, [task] * len(chunk_cands),
                                            [train] * len(chunk_cands), workdirs)
+            crash_point("after-sbatch")
             job_ids = {c.name: job.job_id for c, job in zip(chunk_cands, submitted)}
             sink.submitted(names, {"tag": tag, "folder": str(self.folder / "%j"), "job_ids": job_ids,
                                    "array_id": submitted[0].job_id.split("_")[0]})
@@ -168,7 +185,7 @@ class SlurmBackend:
 
     # -- collecting ---------------------------------------------------------------------------------
 
-    def _collect(self, jobs: dict[str, submitit.Job[Any]], cands: dict[str, Candidate], sink: BatchSink) -> None:
+    def _collect(self, jobs: dict[str, submitit.Job[Any]], sink: BatchSink) -> None:
         remaining = dict(jobs)
         unseen_since: dict[str, float] = {}
         while remaining:
@@ -180,6 +197,7 @@ class SlurmBackend:
                     sink.result(result)
                     del remaining[name]
             if remaining:
+                crash_point("while-running")
                 time.sleep(self.config.slurm.poll_s)
 
     def _states(self, jobs: dict[str, submitit.Job[Any]]) -> dict[str, str]:

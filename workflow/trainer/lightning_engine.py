@@ -44,13 +44,15 @@ for _name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lig
 
 #: Warnings that say nothing about an evaluation: num_workers=0 is deliberate (the data are in memory), a GPU
 #: left unused is the configuration's choice, Lightning 2.6 trips over torch 2.14's pytree deprecation, and
-#: the cluster environment is chosen here (:func:`_cluster_environment`), not by how the process started.
+#: the cluster environment is chosen here (:func:`_cluster_environment`), not by how the process started, and
+#: a work directory holding a checkpoint is how a requeued evaluation resumes.
 _QUIET_WARNINGS = (
     r".*does not have many workers.*",
     r".*GPU available but not used.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
     r".*The number of training batches .* is smaller than the logging interval.*",
     r".*The `srun` command is available on your system but is not used.*",
+    r".*Checkpoint directory .* exists and is not empty.*",
 )
 
 
@@ -98,13 +100,14 @@ class MLPModule(pl.LightningModule):
     """
 
     def __init__(self, net: nn.Module, data: TaskData, *, batch_size: int, learning_rate: float,
-                 seed: int) -> None:
+                 seed: int, num_threads: int = 1) -> None:
         super().__init__()
         self.net = net
         self.data = data
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.seed = seed
+        self.num_threads = num_threads
         self.kind = data.kind
         self._train_sum = torch.zeros(())
         self._train_batches = 0
@@ -122,7 +125,7 @@ class MLPModule(pl.LightningModule):
             super().__setattr__(name, value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # type: ignore[no-any-return]
+        return self.net(x)
 
     def _loss(self, out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         if self.kind == "regression":
@@ -130,18 +133,24 @@ class MLPModule(pl.LightningModule):
         return F.cross_entropy(out, y, reduction=reduction)
 
     def setup(self, stage: str) -> None:
-        # DDP ranks started by ddp_spawn do not inherit train_one's warning filters.
+        # DDP ranks started by ddp_spawn inherit neither train_one's warning filters nor its thread count
+        # (Lightning sets cpu_count / ranks threads there).
         _quiet_warnings()
+        torch.set_num_threads(self.num_threads)
 
-    # --- data: built here, after the strategy knows this process's rank
+    # --- data: built here, after the strategy moved the model and knows this process's rank
     def train_dataloader(self) -> DataLoader[Any]:
         sampler = IndexBatches(self.data.n_train, self.batch_size, shuffle=True, seed=self.seed,
                                rank=self.global_rank, world_size=self.trainer.world_size)
-        return DataLoader(TensorDataset(self.data.train_x, self.data.train_y), sampler=sampler, batch_size=None)
+        return DataLoader(self._on_device(self.data.train_x, self.data.train_y), sampler=sampler, batch_size=None)
 
     def val_dataloader(self) -> DataLoader[Any]:
         sampler = IndexBatches(self.data.n_val, EVAL_BATCH_SIZE, shuffle=False)
-        return DataLoader(TensorDataset(self.data.val_x, self.data.val_y), sampler=sampler, batch_size=None)
+        return DataLoader(self._on_device(self.data.val_x, self.data.val_y), sampler=sampler, batch_size=None)
+
+    def _on_device(self, x: torch.Tensor, y: torch.Tensor) -> TensorDataset:
+        # On a GPU the whole (small) dataset goes over once, not one batch copy per step.
+        return TensorDataset(x.to(self.device), y.to(self.device))
 
     # --- training
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -160,10 +169,6 @@ class MLPModule(pl.LightningModule):
         self._train_sum += loss.detach()
         self._train_batches += 1
         return loss
-
-    def on_train_epoch_end(self) -> None:
-        mean = self._train_sum / max(self._train_batches, 1)
-        self.log("train_loss", mean, sync_dist=self.trainer.world_size > 1)
 
     # --- validation
     def on_validation_epoch_start(self) -> None:
@@ -191,6 +196,9 @@ class MLPModule(pl.LightningModule):
         else:
             self.log("val_acc", self._val_correct / count, sync_dist=sync)
         if self.trainer.state.fn == "fit":
+            # Validation runs after the epoch's last training step, so the training mean is complete here;
+            # logging it now puts one row per epoch in metrics.csv.
+            self.log("train_loss", self._train_sum / max(self._train_batches, 1), sync_dist=sync)
             self.log("epochs", float(self.current_epoch + 1), sync_dist=sync)
             if not torch.isfinite(val_loss):
                 self.trainer.should_stop = True  # diverged: more epochs cannot make it finite again
@@ -206,9 +214,10 @@ def train_one(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdi
     Reproducible: the same candidate (hyperparameters and ``seed``) and configuration give the same fitness
     in any process (weights, dropout and batch order all derive from ``candidate.seed``).
 
-    With ``workdir``, Lightning writes ``metrics.csv`` (one row per epoch) and ``checkpoints/last.ckpt``
-    there, and a later call with the same ``workdir`` resumes from that checkpoint (e.g. after a Slurm
-    requeue); the batch order after a resume differs from an uninterrupted run's.
+    With ``workdir``, Lightning writes ``logs/version_<n>/metrics.csv`` (one row per epoch, a new version per
+    call) and ``checkpoints/last.ckpt`` (after every epoch) there, and a later call with the same ``workdir``
+    resumes from that checkpoint (e.g. after a Slurm requeue); the batch order after a resume differs from an
+    uninterrupted run's. Resuming a finished run only re-validates the saved weights.
     """
     start = time.monotonic()
     data = load_task(task)
@@ -216,7 +225,8 @@ def train_one(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdi
     pl.seed_everything(seed, workers=True, verbose=False)
     torch.set_num_threads(train.num_threads)
     net = build_mlp(candidate.hparams, data.n_inputs, data.n_outputs)
-    module = MLPModule(net, data, batch_size=train.batch_size, learning_rate=train.learning_rate, seed=seed)
+    module = MLPModule(net, data, batch_size=train.batch_size, learning_rate=train.learning_rate, seed=seed,
+                       num_threads=train.num_threads)
     metric = fitness_metric(data.kind)
     steps_per_epoch = len(IndexBatches(data.n_train, train.batch_size, shuffle=False))
 
@@ -240,7 +250,7 @@ def train_one(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdi
             strategy=_strategy(train),
             plugins=[_cluster_environment(train)],
             max_epochs=train.epochs,
-            logger=CSVLogger(workdir, name="", version="") if workdir is not None else False,
+            logger=CSVLogger(workdir, name="logs") if workdir is not None else False,
             callbacks=callbacks,
             enable_checkpointing=workdir is not None,
             enable_progress_bar=False,
