@@ -175,7 +175,13 @@ def _detach(run_dir: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    # Overrides may also follow options (`run CONFIG --run-dir D key=value`); anything else is an error.
+    if extra and (not hasattr(args, "overrides") or any(item.startswith("-") for item in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         if args.command == "run":
             config = load_config(args.config, args.overrides)
