@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("overrides", nargs="*", help="dotted overrides, e.g. slurm.partition=gpu2")
     submit.add_argument("--run-dir", type=Path, help="run directory (default runs/<name>)")
 
+    islands = sub.add_parser("islands", help="run the island model: one GA population per MPI rank")
+    islands.add_argument("config", type=Path)
+    islands.add_argument("overrides", nargs="*", help="dotted overrides, e.g. islands.count=3")
+    islands.add_argument("--run-dir", type=Path, help="parent run directory (default runs/<name>)")
+    islands.add_argument("--force", action="store_true")
+
     resume = sub.add_parser("resume", help="continue a search from its run directory")
     resume.add_argument("run_dir", type=Path)
     resume.add_argument("--no-report", action="store_true")
@@ -160,6 +166,18 @@ def _search(config: Config, run_dir: Path, write_report: bool, requeue_on_signal
     return 0
 
 
+def _islands(config: Config, run_dir: Path, argv: Sequence[str], create: bool,
+             prepare: object | None = None) -> int:
+    from workflow.islands.launch import mpi_world_size, relaunch_under_mpi, run_islands_here
+
+    if config.islands.count < 2:
+        raise WorkflowError(f"config error: islands.count={config.islands.count}: the island model needs >= 2; "
+                            "use `run` for one population")
+    if mpi_world_size() == 1:
+        return relaunch_under_mpi(config, argv)
+    return run_islands_here(config, run_dir, create, prepare)
+
+
 def _detach(run_dir: Path) -> int:
     """Start ``resume RUN_DIR`` in its own session, surviving the login shell; output to driver.out."""
     import subprocess
@@ -185,6 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             config = load_config(args.config, args.overrides)
+            if config.islands.count > 1:
+                raise WorkflowError(f"config error: islands.count={config.islands.count}: the island model runs "
+                                    f"with `python -m workflow islands {args.config}`")
             preflight(config)
             run_dir = args.run_dir or Path("runs") / config.name
             _prepare_run_dir(config, run_dir, force=args.force)
@@ -195,11 +216,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_dir = args.run_dir or Path("runs") / config.name
             _prepare_run_dir(config, run_dir)
             return _detach(run_dir)
+        if args.command == "islands":
+            config = load_config(args.config, args.overrides)
+            preflight(config)
+            run_dir = args.run_dir or Path("runs") / config.name
+            return _islands(config, run_dir, argv if argv is not None else sys.argv[1:], create=True,
+                            prepare=lambda: _prepare_run_dir(config, run_dir, force=args.force))
         if args.command == "resume":
+            from workflow.islands.runner import parent_of
             from workflow.store import RunStore
 
+            parent = parent_of(RunStore.open(args.run_dir).run_dir)
+            if parent is not None:  # one island's directory: the island job resumes as a whole
+                args.run_dir = parent
+                argv = ["resume", str(parent)]
             config = RunStore.open(args.run_dir).config()
             preflight(config)
+            if config.islands.count > 1:
+                return _islands(config, args.run_dir, argv if argv is not None else sys.argv[1:], create=False)
             return _search(config, args.run_dir, not args.no_report, args.requeue_on_signal)
         if args.command == "status":
             from workflow.status import print_status, run_status

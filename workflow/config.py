@@ -139,6 +139,25 @@ class TrackingConfig(_Section):
     entity: str | None = None
 
 
+class IslandsConfig(_Section):
+    """The island model: ``count`` GA populations (MPI ranks) exchanging migrants."""
+
+    count: int = Field(1, ge=1)
+    topology: Literal["ring", "full", "matrix"] = "ring"
+    #: ``matrix[i][j] = 1``: island i sends to island j (topology: matrix).
+    matrix: tuple[tuple[int, ...], ...] | None = None
+    #: Individuals sent to each neighbour per migration (copies of the sender's best).
+    migrants: int = Field(1, ge=1)
+    #: Generations between migrations.
+    interval: int = Field(2, ge=1)
+    #: ``async``: use whatever immigrants have arrived (a slow island never blocks the others);
+    #: ``sync``: wait for every neighbour's migrants, at most ``sync_timeout_s``.
+    mode: Literal["async", "sync"] = "async"
+    sync_timeout_s: float = Field(600.0, gt=0)
+    #: Island k submits to ``partitions[k % len(partitions)]``; empty: everyone uses ``slurm.partition``.
+    partitions: tuple[str, ...] = ()
+
+
 class Config(_Section):
     """The whole experiment."""
 
@@ -151,6 +170,7 @@ class Config(_Section):
     backend: BackendConfig = Field(default_factory=BackendConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    islands: IslandsConfig = Field(default_factory=IslandsConfig)
 
     def search_space(self) -> SearchSpace:
         return SearchSpace(
@@ -305,5 +325,36 @@ def _check_cross_fields(config: Config) -> None:
     if gpus and train.accelerator == "gpu" and gpus != train.devices:
         raise ConfigError("slurm.gpus_per_task", gpus,
                           f"must equal train.devices ({train.devices}) or be 0 to derive it from train.devices")
+    _check_islands(config)
     if train.devices > 1 and train.engine == "packed":
         raise ConfigError("train.devices", train.devices, "the packed engine trains on one device; use 1")
+
+
+def _check_islands(config: Config) -> None:
+    islands = config.islands
+    if islands.count == 1:
+        return
+    if config.optimizer.name != "ga":
+        raise ConfigError("optimizer.name", config.optimizer.name, "islands (islands.count > 1) need 'ga'")
+    if islands.migrants >= config.optimizer.population_size:
+        raise ConfigError("islands.migrants", islands.migrants,
+                          f"must be < optimizer.population_size ({config.optimizer.population_size})")
+    if islands.topology == "matrix":
+        matrix = islands.matrix
+        k = islands.count
+        if matrix is None or len(matrix) != k or any(len(row) != k for row in matrix):
+            raise ConfigError("islands.matrix", matrix, f"a {k}x{k} matrix of 0/1 is required for topology matrix")
+        if any(value not in (0, 1) for row in matrix for value in row):
+            raise ConfigError("islands.matrix", matrix, "entries must be 0 or 1")
+    for name in islands.partitions:
+        if not SAFE_NAME.match(name):
+            raise ConfigError("islands.partitions", name, "use letters, digits, '_', '.', '-' only")
+
+
+def island_config(config: Config, island: int) -> Config:
+    """The config one island runs: its own partition; everything else shared."""
+    partitions = config.islands.partitions
+    if not partitions:
+        return config
+    slurm = config.slurm.model_copy(update={"partition": partitions[island % len(partitions)]})
+    return config.model_copy(update={"slurm": slurm})

@@ -62,8 +62,30 @@ class RunSummary:
     finished: bool
 
 
+class BatchHook:
+    """Called by the loop after each batch is told (the island model's migration step plugs in here)."""
+
+    def after_tell(self, batch: int, optimizer: Optimizer, store: RunStore, state: RunState) -> None:
+        return None
+
+    def on_resume(self, optimizer: Optimizer, store: RunStore, state: RunState) -> None:
+        return None
+
+
+def apply_immigrants(optimizer: Optimizer, migrants: Sequence[Evaluated]) -> list[Evaluated]:
+    """Hand immigrants to an optimizer that supports them (the GA); returns who was replaced."""
+    immigrate = getattr(optimizer, "immigrate", None)
+    if immigrate is None:
+        raise RunDirError(f"optimizer {optimizer.name} does not take immigrants (islands need the GA)")
+    replaced: list[Evaluated] = immigrate(list(migrants))
+    return replaced
+
+
 def replay(optimizer: Optimizer, state: RunState) -> list[Candidate]:
-    """Bring ``optimizer`` to the journal's state; return the batch still missing results (or [])."""
+    """Bring ``optimizer`` to the journal's state; return the batch still missing results (or []).
+
+    Immigrants recorded after a generation are re-applied at the same point, so an island replays exactly.
+    """
     for number, recorded in enumerate(state.batches, start=1):
         proposed = optimizer.ask()
         if [c.to_dict() for c in proposed] != [c.to_dict() for c in recorded]:
@@ -76,22 +98,25 @@ def replay(optimizer: Optimizer, state: RunState) -> list[Candidate]:
                 raise RunDirError(f"journal batch {number} has no results but a later batch exists")
             return recorded
         optimizer.tell([Evaluated(c, state.results[c.name]) for c in recorded])
+        for migrants in state.immigrations.get(number, []):
+            apply_immigrants(optimizer, migrants)
     return []
 
 
 def run_search(config: Config, run_dir: Path, *, backend: Backend | None = None,
-               progress: Progress | None = None) -> RunSummary:
+               progress: Progress | None = None, hook: BatchHook | None = None, island: int = 0) -> RunSummary:
     """Run (or continue) the search in ``run_dir`` until the optimizer is finished."""
     with DriverLock(run_dir):
-        return _run_locked(config, run_dir, backend, progress)
+        return _run_locked(config, run_dir, backend, progress, hook or BatchHook(), island)
 
 
-def _run_locked(config: Config, run_dir: Path, backend: Backend | None,
-                progress: Progress | None) -> RunSummary:
+def _run_locked(config: Config, run_dir: Path, backend: Backend | None, progress: Progress | None,
+                hook: BatchHook, island: int) -> RunSummary:
     store = RunStore.open(run_dir)
     state = store.replay()
-    optimizer = make_optimizer(config)
+    optimizer = make_optimizer(config, island=island)
     pending = replay(optimizer, state)
+    hook.on_resume(optimizer, store, state)
     progress = progress or NullProgress()
     own_backend = backend is None
     backend = backend or make_backend(config, run_dir)
@@ -117,6 +142,7 @@ def _run_locked(config: Config, run_dir: Path, backend: Backend | None,
             optimizer.tell([Evaluated(c, state.results[c.name]) for c in pending])
             store.append({"event": "told", "batch": batch})
             state.told.add(batch)
+            hook.after_tell(batch, optimizer, store, state)
             pending = []
         if not state.finished:
             store.append({"event": "finished"})

@@ -79,9 +79,11 @@ def _plot(evaluated: Sequence[Evaluated], activations: Sequence[str], title: str
 
 
 def write_report(run_dir: Path) -> list[Path]:
-    """Write the report files; returns their paths."""
+    """Write the report files; returns their paths (for an island run: each island's, then the parent's)."""
     store = RunStore.open(run_dir)
     config = store.config()
+    if config.islands.count > 1 and "island" not in store.meta():
+        return write_islands_report(run_dir, config.islands.count)
     state = store.replay()
     evaluated = state.evaluated()
     out = Path(run_dir) / "report"
@@ -94,3 +96,58 @@ def write_report(run_dir: Path) -> list[Path]:
     _plot(best5, activations, f"{config.name}: five best models", paths[1], highlight_best_so_far=False)
     paths[2].write_text(top_table(evaluated))
     return paths
+
+
+def write_islands_report(parent: Path, count: int) -> list[Path]:
+    """Each island's report, plus ``islands.png`` (best so far per island, migrations drawn as arrows) and a
+    global ``top10.md`` with the island of each model."""
+    from workflow.islands.runner import island_dir
+
+    paths: list[Path] = []
+    evaluated: list[Evaluated] = []
+    fig, ax = plt.subplots(figsize=(9, 5))
+    best_curves: dict[int, dict[int, float]] = {}
+    for k in range(count):
+        path = island_dir(parent, k)
+        paths.extend(write_report(path))
+        state = RunStore.open(path).replay()
+        evaluated.extend(state.evaluated())
+        curve, running = {}, math.inf
+        for e in sorted(state.evaluated(), key=lambda e: e.candidate.generation):
+            running = min(running, e.fitness)
+            curve[e.candidate.generation] = running
+        best_curves[k] = curve
+        if curve:
+            ax.plot(list(curve), list(curve.values()), "-o", ms=3, label=f"island {k}")
+    for k in range(count):
+        for event in RunStore(island_dir(parent, k)).events():
+            if event["event"] != "immigrated":
+                continue
+            gen, sender = int(event["generation"]), int(event["from"])
+            y0 = best_curves.get(sender, {}).get(gen)
+            y1 = best_curves.get(k, {}).get(int(event["batch"]))
+            if y0 is not None and y1 is not None and math.isfinite(y0) and math.isfinite(y1):
+                ax.annotate("", xy=(int(event["batch"]) + 0.15, y1), xytext=(gen, y0),
+                            arrowprops={"arrowstyle": "->", "color": "grey", "alpha": 0.6})
+    if any(v > 0 for c in best_curves.values() for v in c.values() if math.isfinite(v)):
+        ax.set_yscale("log")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("best fitness so far")
+    ax.set_title("islands: best so far (arrows: migrations, sender -> receiver)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    out = Path(parent) / "report"
+    out.mkdir(mode=0o700, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out / "islands.png", dpi=100)
+    plt.close(fig)
+    ranked = sorted((e for e in evaluated if e.result.ok), key=lambda e: e.fitness)[:10]
+    lines = ["# Top ten best models (all islands)", "",
+             "| name | island | dropout | hidden_size | n_layers | activation | fitness |",
+             "|---|---|---|---|---|---|---|"]
+    for e in ranked:
+        hp = e.candidate.hparams
+        lines.append(f"| {e.candidate.name} | {e.candidate.island} | {hp.dropout:.5g} | {hp.hidden_size} | "
+                     f"{hp.n_layers} | {hp.activation} | {e.fitness:.5g} |")
+    (out / "top10.md").write_text("\n".join(lines) + "\n")
+    return [*paths, out / "islands.png", out / "top10.md"]

@@ -13,9 +13,11 @@ from workflow.store import RunStore
 
 
 def run_status(run_dir: Path) -> dict[str, Any]:
-    """The status object printed by ``status --json``."""
+    """The status object printed by ``status --json`` (for an island run: every island and the global best)."""
     store = RunStore.open(run_dir)
     config = store.config()
+    if config.islands.count > 1 and "island" not in store.meta():
+        return islands_status(run_dir, config.islands.count)
     state = store.replay()
     evaluated = state.evaluated()
     failed = sum(not e.result.ok for e in evaluated)
@@ -56,8 +58,50 @@ def run_status(run_dir: Path) -> dict[str, Any]:
     }
 
 
+def islands_status(parent: Path, count: int) -> dict[str, Any]:
+    from workflow.islands.runner import island_dir
+
+    islands: list[dict[str, Any]] = []
+    for k in range(count):
+        path = island_dir(parent, k)
+        island = run_status(path) if (path / "journal.jsonl").exists() else {"run_dir": str(path), "finished": False}
+        island["island"] = k
+        island["migrations_in"] = sum(1 for e in RunStore(path).events() if e["event"] == "immigrated")
+        island["migrations_out"] = sum(1 for e in RunStore(path).events() if e["event"] == "emigrated")
+        islands.append(island)
+    bests = [dict(i["best"], island=i["island"]) for i in islands if i.get("best")]
+    best = min(bests, key=lambda b: b["fitness"], default=None)
+    totals = {key: sum(i.get("evaluations", {}).get(key, 0) for i in islands)
+              for key in ("done", "failed", "pending", "planned")}
+    config = RunStore.open(parent).config()
+    return {
+        "run_dir": str(parent), "name": config.name, "optimizer": config.optimizer.name,
+        "backend": config.backend.name,
+        "generation": min((i.get("generation", 0) for i in islands), default=0),
+        "generations": config.optimizer.generations,
+        "evaluations": totals, "best": best, "finished": all(i["finished"] for i in islands),
+        "islands": islands,
+    }
+
+
 def print_status(status: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
+    if "islands" in status:
+        state = "finished" if status["finished"] else "in progress"
+        console.print(f"[bold]{status['name']}[/]: {len(status['islands'])} islands, {state}")
+        table = Table("island", "generation", "done", "failed", "pending", "in/out migrations", "best")
+        for island in status["islands"]:
+            ev = island.get("evaluations", {})
+            best = island.get("best") or {}
+            table.add_row(str(island["island"]), f"{island.get('generation', 0)}/{status['generations']}",
+                          str(ev.get("done", 0)), str(ev.get("failed", 0)), str(ev.get("pending", 0)),
+                          f"{island['migrations_in']}/{island['migrations_out']}",
+                          f"{best.get('fitness', float('nan')):.5g} {best.get('name', '')}" if best else "-")
+        console.print(table)
+        if status["best"]:
+            b = status["best"]
+            console.print(f"global best: island {b['island']} {b['name']} fitness {b['fitness']:.5g} {b['hparams']}")
+        return
     ev = status["evaluations"]
     state = "finished" if status["finished"] else "in progress"
     console.print(f"[bold]{status['name']}[/] ({status['optimizer']}, {status['backend']}): {state}, "

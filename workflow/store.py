@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,9 @@ class RunState:
     results: dict[str, Result] = field(default_factory=dict)
     submissions: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> latest submitted info
     told: set[int] = field(default_factory=set)
+    #: Island model: immigrant batches applied after each generation, and migration ids already applied.
+    immigrations: dict[int, list[list[Evaluated]]] = field(default_factory=dict)
+    migrations_applied: set[str] = field(default_factory=set)
     finished: bool = False
     events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -120,7 +123,7 @@ class RunStore:
     # -- creation -----------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, run_dir: Path, config: Config) -> RunStore:
+    def create(cls, run_dir: Path, config: Config, meta: dict[str, Any] | None = None) -> RunStore:
         """Create ``run_dir`` with its config and first journal event, all or nothing.
 
         The directory is assembled under a temporary name beside the target and renamed into place, so
@@ -133,7 +136,7 @@ class RunStore:
             os.chmod(tmp, 0o700)
             atomic_write_text(tmp / CONFIG, yaml.safe_dump(config.to_plain(), sort_keys=False))
             store = cls(tmp)
-            store.append({"event": "created", "name": config.name, "pid": os.getpid()})
+            store.append({"event": "created", "name": config.name, "pid": os.getpid(), **(meta or {})})
             os.rename(tmp, run_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -147,6 +150,10 @@ class RunStore:
         if not (run_dir / JOURNAL).is_file() or not (run_dir / CONFIG).is_file():
             raise RunDirError(f"run directory {run_dir}: not a run directory (no {JOURNAL} / {CONFIG})")
         return cls(run_dir)
+
+    def meta(self) -> dict[str, Any]:
+        """The ``created`` event (an island's run directory carries its ``island`` index there)."""
+        return next((e for e in self.events() if e["event"] == "created"), {})
 
     def config(self) -> Config:
         data = yaml.safe_load((self.run_dir / CONFIG).read_text())
@@ -214,6 +221,11 @@ class RunStore:
                     state.submissions[name] = event
             elif kind == "told":
                 state.told.add(int(event["batch"]))
+            elif kind == "immigrated":
+                migrants = [Evaluated(Candidate.from_dict(m["candidate"]), Result.from_dict(m["result"]))
+                            for m in event["migrants"]]
+                state.immigrations.setdefault(int(event["batch"]), []).append(migrants)
+                state.migrations_applied.add(str(event["id"]))
             elif kind == "finished":
                 state.finished = True
         return state
@@ -222,15 +234,19 @@ class RunStore:
 
     def write_results_csv(self, state: RunState | None = None) -> Path:
         state = state or self.replay()
-        rows = [results_row(e.candidate, e.result) for e in state.evaluated()]
-        metric_names = sorted({m for e in state.evaluated() for m in e.result.metrics})
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=[*BASE_COLUMNS, *metric_names], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        path = self.run_dir / RESULTS
-        atomic_write_text(path, buffer.getvalue())
-        return path
+        return write_results_file(self.run_dir / RESULTS, state.evaluated())
+
+
+def write_results_file(path: Path, evaluated: Sequence[Evaluated]) -> Path:
+    """``results.csv``: the base columns, then one column per metric any evaluation reported; atomic."""
+    rows = [results_row(e.candidate, e.result) for e in evaluated]
+    metric_names = sorted({m for e in evaluated for m in e.result.metrics})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[*BASE_COLUMNS, *metric_names], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+    return path
 
 
 def _is_healed_tear(line: bytes) -> bool:

@@ -36,7 +36,7 @@ from workflow.backends.cluster import (
     query_states,
     validate_slurm_strings,
 )
-from workflow.backends.worker import run_evaluation
+from workflow.backends.slurm_task import SlurmEvaluation
 from workflow.config import Config
 from workflow.errors import ClusterError
 from workflow.faults import crash_point
@@ -172,7 +172,7 @@ class SlurmBackend:
             executor.update_parameters(**executor_parameters(self.config, tag))
             task, train = self.config.task, self.config.train
             workdirs = [str(self.run_dir / "evals" / c.name) for c in chunk_cands]
-            submitted = executor.map_array(run_evaluation, chunk_cands, [task] * len(chunk_cands),
+            submitted = executor.map_array(SlurmEvaluation(), chunk_cands, [task] * len(chunk_cands),
                                            [train] * len(chunk_cands), workdirs)
             crash_point("after-sbatch")
             job_ids = {c.name: job.job_id for c, job in zip(chunk_cands, submitted)}
