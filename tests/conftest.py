@@ -4,6 +4,8 @@
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -40,7 +42,8 @@ def slurm_cluster() -> None:
 
 @pytest.fixture(scope="session")
 def mpi_runtime() -> str:
-    mpiexec = shutil.which("mpiexec")
+    beside = Path(sys.executable).parent / "mpiexec"  # PyPI's mpich, installed into the venv by make install
+    mpiexec = str(beside) if beside.exists() else shutil.which("mpiexec")
     if mpiexec is None:
         _require("MPI", "no mpiexec on PATH (make install provides PyPI's mpich in the venv)")
     try:

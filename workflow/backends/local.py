@@ -20,6 +20,7 @@ from workflow.backends.base import BatchSink
 from workflow.backends.worker import run_evaluation
 from workflow.config import Config
 from workflow.records import Candidate, Result
+from workflow.tracking import TrackingSpec
 
 
 class LocalBackend:
@@ -29,6 +30,7 @@ class LocalBackend:
         self.config = config
         self.run_dir = Path(run_dir)
         self._pool: ProcessPool | None = None
+        self.tracking = TrackingSpec.from_config(config, self.run_dir)
 
     def _get_pool(self) -> ProcessPool:
         if self._pool is None:
@@ -43,7 +45,7 @@ class LocalBackend:
         futures: dict[Any, tuple[Candidate, float]] = {}
         for cand in candidates:
             future = pool.schedule(run_evaluation, args=(cand, self.config.task, self.config.train),
-                                   timeout=timeout)
+                                   kwargs={"tracking": self.tracking}, timeout=timeout)
             futures[future] = (cand, time.monotonic())
         sink.submitted([c.name for c in candidates], {"backend": "local"})
         remaining: set[Future[Any]] = set(futures)

@@ -41,6 +41,7 @@ from workflow.config import Config
 from workflow.errors import ClusterError
 from workflow.faults import crash_point
 from workflow.records import Candidate, Result
+from workflow.tracking import TrackingSpec
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +173,9 @@ class SlurmBackend:
             executor.update_parameters(**executor_parameters(self.config, tag))
             task, train = self.config.task, self.config.train
             workdirs = [str(self.run_dir / "evals" / c.name) for c in chunk_cands]
+            tracking = [TrackingSpec.from_config(self.config, self.run_dir)] * len(chunk_cands)
             submitted = executor.map_array(SlurmEvaluation(), chunk_cands, [task] * len(chunk_cands),
-                                           [train] * len(chunk_cands), workdirs)
+                                           [train] * len(chunk_cands), workdirs, tracking)
             crash_point("after-sbatch")
             job_ids = {c.name: job.job_id for c, job in zip(chunk_cands, submitted)}
             sink.submitted(names, {"tag": tag, "folder": str(self.folder / "%j"), "job_ids": job_ids,

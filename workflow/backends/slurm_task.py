@@ -18,5 +18,19 @@ from workflow.records import Result
 
 
 class SlurmEvaluation(submitit.helpers.Checkpointable):
+    def __init__(self) -> None:
+        self.requeued = False
+
     def __call__(self, *args: Any, **kwargs: Any) -> Result:
-        return run_evaluation(*args, **kwargs)
+        result = run_evaluation(*args, **kwargs)
+        if self.requeued and not result.ok:
+            # The signal handler requeued this task and raised SystemExit, but the exit landed somewhere that
+            # swallowed it (e.g. inside a library's import-time ``except``) and the evaluation failed as a
+            # side effect. The task is already requeued: leave no result behind, the next attempt counts.
+            raise SystemExit(f"requeued; this attempt's failure is not a result: {result.reason[:200]}")
+        return result
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
+        self.requeued = True
+        # The next attempt gets a fresh instance (this one is pickled with requeued=True otherwise).
+        return submitit.helpers.DelayedSubmission(SlurmEvaluation(), *args, **kwargs)

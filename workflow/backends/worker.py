@@ -9,18 +9,22 @@ from __future__ import annotations
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workflow.config import TaskConfig, TrainConfig
 from workflow.records import Candidate, Result
 
+if TYPE_CHECKING:
+    from workflow.tracking import TrackingSpec
+
 
 def run_evaluation(candidate: Candidate, task: TaskConfig, train: TrainConfig,
-                   workdir: str | None = None) -> Result:
+                   workdir: str | None = None, tracking: TrackingSpec | None = None) -> Result:
     start = time.monotonic()
     try:
         from workflow.trainer import evaluate
 
-        return evaluate(candidate, task, train, workdir=Path(workdir) if workdir else None)
+        return evaluate(candidate, task, train, workdir=Path(workdir) if workdir else None, tracking=tracking)
     except Exception as exc:  # noqa: BLE001 - any failure of one evaluation is data, not a crash
         if type(exc).__name__ == "UncompletedJobError":
             # submitit's handler for Slurm's pre-timeout signal: the time limit is reached and the task

@@ -31,8 +31,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from workflow.config import TaskConfig, TrainConfig
 from workflow.records import Candidate, Result
+from workflow.tracking import EvaluationTracker, TrackingSpec
 from workflow.trainer.data import TaskData, load_task
 from workflow.trainer.model import build_mlp
+
+log = logging.getLogger(__name__)
 
 #: Validation runs once per epoch; large batches keep it to a few steps (the MLPs are small).
 EVAL_BATCH_SIZE = 8192
@@ -204,7 +207,25 @@ class MLPModule(pl.LightningModule):
                 self.trainer.should_stop = True  # diverged: more epochs cannot make it finite again
 
 
-def train_one(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdir: Path | None = None) -> Result:
+class _TrackingCallback(Callback):
+    """Each epoch's metrics (train and validation means) to the evaluation's W&B run, from rank zero."""
+
+    def __init__(self, tracker: EvaluationTracker) -> None:
+        self.tracker: EvaluationTracker | None = tracker
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A W&B run cannot cross into ddp_spawn's processes: there, only the final summary is logged.
+        return {**self.__dict__, "tracker": None}
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # In Lightning 2 the epoch's validation has run by now, so callback_metrics holds its val_* values.
+        if self.tracker is not None and trainer.is_global_zero:
+            metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+            self.tracker.log_epoch(metrics, trainer.current_epoch + 1)
+
+
+def train_one(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdir: Path | None = None,
+              tracking: TrackingSpec | None = None) -> Result:
     """Train ``candidate``'s MLP on ``task`` and return its fitness: the validation loss after the last epoch.
 
     The fitness is ``val_mse`` for regression tasks and ``val_loss`` (cross-entropy) for classification,
@@ -218,7 +239,39 @@ def train_one(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdi
     call) and ``checkpoints/last.ckpt`` (after every epoch) there, and a later call with the same ``workdir``
     resumes from that checkpoint (e.g. after a Slurm requeue); the batch order after a resume differs from an
     uninterrupted run's. Resuming a finished run only re-validates the saved weights.
+
+    With ``tracking``, the evaluation logs to its W&B run (see :mod:`workflow.tracking`): per-epoch metrics
+    and the result as summary. W&B trouble is logged and never changes the result.
     """
+    tracker = EvaluationTracker.start(tracking, candidate, task, train)
+    try:
+        result = _train(candidate, task, train, workdir, tracker)
+    except BaseException as exc:
+        tracker.fail(f"{type(exc).__name__}: {exc}")
+        raise
+    tracker.finish(result)
+    return result
+
+
+def _usable_checkpoint(path: Path) -> bool:
+    """Whether ``path`` holds a loadable checkpoint.
+
+    Lightning writes checkpoints in place, so a task killed mid-write (time limit, preemption) can leave a
+    truncated file; such a file is set aside and the evaluation starts over instead of failing.
+    """
+    if not path.is_file():
+        return False
+    try:
+        torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is unusable
+        log.warning("checkpoint %s is unreadable (%s); starting this evaluation over", path, exc)
+        path.rename(path.with_suffix(".ckpt.unreadable"))
+        return False
+    return True
+
+
+def _train(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdir: Path | None,
+           tracker: EvaluationTracker) -> Result:
     start = time.monotonic()
     data = load_task(task)
     seed = candidate.seed % 2**32  # Lightning replaces out-of-range seeds with a random one
@@ -230,7 +283,7 @@ def train_one(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdi
     metric = fitness_metric(data.kind)
     steps_per_epoch = len(IndexBatches(data.n_train, train.batch_size, shuffle=False))
 
-    callbacks: list[Callback] = []
+    callbacks: list[Callback] = [_TrackingCallback(tracker)] if tracker.active else []
     if train.early_stopping_patience > 0:
         callbacks.append(EarlyStopping(monitor=metric, mode="min", patience=train.early_stopping_patience))
     ckpt_path: str | None = None
@@ -239,7 +292,7 @@ def train_one(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdi
         ckpt_dir = workdir / "checkpoints"
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
                                          enable_version_counter=False))
-        if (ckpt_dir / "last.ckpt").is_file():
+        if _usable_checkpoint(ckpt_dir / "last.ckpt"):
             ckpt_path = str(ckpt_dir / "last.ckpt")
 
     with warnings.catch_warnings():

@@ -1,0 +1,228 @@
+"""Checkpoint and resume on the real dev cluster: whatever dies, every evaluation is recorded exactly once and the
+search ends as if nothing had died."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from workflow.backends.slurm import SlurmBackend
+from workflow.config import load_config
+from workflow.records import Candidate, Hparams, Result
+
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = ROOT / "configs" / "smoke.yaml"
+SLURM_ARGS = ["backend.name=slurm", "slurm.poll_s=0.5"]
+#: Where a driver is killed (see workflow/faults.py), and at which occurrence.
+CRASH_POINTS = {
+    "before-submission": "after-ask:1",  # generation 1 recorded as asked, nothing submitted
+    "between-sbatch-and-ids": "after-sbatch:2",  # generation 2 submitted, job ids not recorded
+    "while-tasks-run": "while-running:2",  # generation 1 tasks queued or running
+    "while-recording": "after-result:3",  # a result in the journal, results.csv not rewritten
+}
+
+
+def _driver(run_dir: Path, crash: str | None = None) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "GASLURM_CRASH_AT"}
+    if crash:
+        env["GASLURM_CRASH_AT"] = crash
+    return subprocess.Popen([sys.executable, "-m", "workflow", "run", str(SMOKE), "--run-dir", str(run_dir),
+                             "--no-report", *SLURM_ARGS], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(procs: dict[str, subprocess.Popen], timeout: float = 600) -> dict[str, tuple[int, str]]:
+    deadline = time.monotonic() + timeout
+    out = {}
+    for name, proc in procs.items():
+        stdout, _ = proc.communicate(timeout=max(deadline - time.monotonic(), 1))
+        out[name] = (proc.returncode, stdout)
+    return out
+
+
+def _results(run_dir: Path) -> list[tuple]:
+    with (run_dir / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    return sorted((r["name"], r["n_layers"], r["hidden_size"], r["activation"], r["dropout"], r["status"],
+                   r["fitness"]) for r in rows)
+
+
+def _journal(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _tasks_submitted(run_dir: Path) -> dict[str, set[str]]:
+    """Every Slurm task id ever recorded for each evaluation, plus the tasks sacct knows under each tag."""
+    ids: dict[str, set[str]] = {}
+    tags = set()
+    for event in _journal(run_dir):
+        if event["event"] in ("submitting", "submitted"):
+            tags.add(event["tag"])
+            for name, job_id in (event.get("job_ids") or {}).items():
+                ids.setdefault(name, set()).add(job_id)
+    sacct_tasks = 0
+    for tag in tags:
+        out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID", "--name", tag, "-S", "now-1days"],
+                             capture_output=True, text=True, check=True).stdout
+        sacct_tasks += len({line for line in out.split() if line})
+    ids["<sacct tasks>"] = {str(sacct_tasks)}
+    return ids
+
+
+def test_kill_9_at_every_point_then_resume_equals_an_uninterrupted_run(tmp_path):
+    baseline = tmp_path / "baseline"
+    crashed = {label: tmp_path / label for label in CRASH_POINTS}
+    procs = {"baseline": _driver(baseline)}
+    procs.update({label: _driver(crashed[label], point) for label, point in CRASH_POINTS.items()})
+    outcomes = _finish(procs)
+    assert outcomes["baseline"][0] == 0, outcomes["baseline"][1]
+    for label in CRASH_POINTS:
+        assert outcomes[label][0] == -signal.SIGKILL, f"{label}: {outcomes[label]}"
+    # Status and report work while the driver is down.
+    for run_dir in crashed.values():
+        status = json.loads(subprocess.run([sys.executable, "-m", "workflow", "status", str(run_dir), "--json"],
+                                           capture_output=True, text=True, check=True, cwd=ROOT).stdout)
+        assert status["finished"] is False
+    resumed = {label: subprocess.Popen([sys.executable, "-m", "workflow", "resume", str(run_dir), "--no-report"],
+                                       cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for label, run_dir in crashed.items()}
+    outcomes = _finish(resumed)
+    expected = _results(baseline)
+    assert len(expected) == 8
+    for label, run_dir in crashed.items():
+        assert outcomes[label][0] == 0, f"{label}: {outcomes[label][1][-3000:]}"
+        assert _results(run_dir) == expected, label
+        submitted = _tasks_submitted(run_dir)
+        assert submitted.pop("<sacct tasks>") == {"8"}, f"{label}: an evaluation was submitted twice"
+        assert len(submitted) == 8 and all(len(ids) == 1 for ids in submitted.values()), (label, submitted)
+        results = [e for e in _journal(run_dir) if e["event"] == "result"]
+        assert len(results) == len({e["result"]["name"] for e in results}) == 8, label
+
+
+class _Sink:
+    def __init__(self):
+        self.results: dict[str, Result] = {}
+        self.job_ids: dict[str, str] = {}
+
+    def submitted(self, names, info):
+        self.job_ids.update(info.get("job_ids") or {})
+
+    def result(self, result):
+        assert result.name not in self.results, "counted twice"
+        self.results[result.name] = result
+
+    def previous_submission(self, name):
+        return None
+
+
+def _sacct_attempts(job_id: str) -> list[str]:
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-D", "-o", "JobID,State", "-j", job_id],
+                         capture_output=True, text=True, check=True).stdout
+    return [line.split("|")[1].split()[0] for line in out.splitlines() if line.startswith(job_id + "|")]
+
+
+def test_requeued_trainings_resume_from_their_checkpoint_and_count_once(tmp_path):
+    """One task meets its time limit (pre-timeout signal -> checkpoint -> requeue), one is `scontrol requeue`d."""
+    # Each attempt gets about 40 s before the pre-timeout signal (1-minute limit, signal 20 s before it); the long
+    # training needs well over that (120 epochs of a 5x256 MLP on 8,000 samples), so it is requeued and
+    # continues from its last epoch checkpoint until done.
+    config = load_config(SMOKE, ["backend.name=slurm", "slurm.partition=gpu2", "slurm.time_min=1",
+                                 "slurm.signal_delay_s=20", "slurm.max_requeues=8", "slurm.poll_s=0.5",
+                                 "task.n_samples=10000", "train.epochs=120", "slurm.mem_gb=1"])
+    long = Candidate("long", Hparams(5, 256, "relu", 0.0), 1, 1, "ga", seed=1)
+    requeued = Candidate("requeued", Hparams(3, 128, "tanh", 0.0), 1, 2, "ga", seed=2)
+    sink = _Sink()
+    backend = SlurmBackend(config, tmp_path)
+    checkpoint = tmp_path / "evals" / "requeued" / "checkpoints" / "last.ckpt"
+
+    def requeue_once_checkpointed():
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if checkpoint.exists() and "requeued" in sink.job_ids:
+                subprocess.run(["scontrol", "requeue", sink.job_ids["requeued"]], check=True)
+                return
+            time.sleep(0.5)
+
+    requeuer = threading.Thread(target=requeue_once_checkpointed, daemon=True)
+    requeuer.start()
+    backend.run([long, requeued], sink)
+    requeuer.join(timeout=5)
+    assert set(sink.results) == {"long", "requeued"}
+    for name in ("long", "requeued"):
+        result = sink.results[name]
+        assert result.ok, f"{name}: {result.reason}"
+        assert result.metrics["epochs"] == 120
+        versions = sorted((tmp_path / "evals" / name / "logs").glob("version_*/metrics.csv"))
+        assert len(versions) >= 2, f"{name} was not restarted: {versions}"
+        with versions[1].open() as handle:
+            first_epoch = int(float(next(r for r in csv.DictReader(handle) if r.get("epoch"))["epoch"]))
+        assert first_epoch > 0, f"{name} restarted from scratch instead of its checkpoint"
+    assert "REQUEUED" in _sacct_attempts(sink.job_ids["requeued"]) or len(
+        _sacct_attempts(sink.job_ids["requeued"])) >= 2
+
+
+def test_a_second_driver_on_the_same_run_directory_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    first = _driver(run_dir)
+    try:
+        lock = run_dir / "driver.lock"
+        deadline = time.monotonic() + 60
+        while not (lock.exists() and '"released": false' in lock.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        second = subprocess.run([sys.executable, "-m", "workflow", "resume", str(run_dir)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2
+        assert f"is in use by another driver (pid {first.pid} on " in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    # SIGTERM stops the driver cleanly; resume finishes the run.
+    assert first.returncode == 3
+    done = subprocess.run([sys.executable, "-m", "workflow", "resume", str(run_dir), "--no-report"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(_results(run_dir)) == 8
+
+
+def test_driver_job_requeues_itself_on_its_signal_and_finishes(tmp_path):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "GASLURM_PYTHON": sys.executable}
+    out = subprocess.run(["sbatch", "--parsable", "--partition=gpu2", "--mem=1G", f"--chdir={ROOT}",
+                          f"--output={tmp_path}/driver-%j.out", str(ROOT / "slurm" / "driver.sbatch"), str(SMOKE),
+                          str(run_dir), "slurm.poll_s=0.5"], capture_output=True, text=True, check=True, env=env)
+    job_id = out.stdout.strip().split(";")[0]
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if (run_dir / "journal.jsonl").exists() and '"job_ids"' in (run_dir / "journal.jsonl").read_text():
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the driver job never submitted generation 1")
+        # What Slurm does before the driver's time limit (--signal=B:USR1@120).
+        subprocess.run(["scancel", "--batch", "--signal=USR1", job_id], check=True)
+        deadline = time.monotonic() + 400
+        status: dict = {}
+        while time.monotonic() < deadline:
+            proc = subprocess.run([sys.executable, "-m", "workflow", "status", str(run_dir), "--json"],
+                                  capture_output=True, text=True, cwd=ROOT)
+            status = json.loads(proc.stdout) if proc.returncode == 0 else {}
+            if status.get("finished"):
+                break
+            time.sleep(1)
+        logs = "".join(p.read_text() for p in tmp_path.glob("driver-*.out"))
+        assert status.get("finished"), logs[-3000:]
+        assert "requeued Slurm job" in (run_dir / "driver.log").read_text()
+        assert "restart 1" in logs
+        assert len(_results(run_dir)) == 8
+    finally:
+        subprocess.run(["scancel", job_id], check=False)

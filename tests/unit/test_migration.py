@@ -1,0 +1,143 @@
+"""Island migration: the pure rules, and three islands talking through the in-process transport."""
+
+import math
+import threading
+from pathlib import Path
+
+import pytest
+
+from workflow.config import from_mapping
+from workflow.core.ga import GeneticAlgorithm
+from workflow.core.migration import migration_due, neighbours, select_emigrants, senders_to
+from workflow.islands.runner import island_dir, run_island
+from workflow.islands.transport import LocalHub
+from workflow.records import Candidate, Evaluated, Hparams, Result
+from workflow.store import RunStore
+
+
+def _ev(name, fitness, ok=True):
+    cand = Candidate(name, Hparams(1, 16, "relu", 0.0), 1, 1, "ga")
+    return Evaluated(cand, Result(name, "ok", fitness) if ok else Result.failure(name, "x"))
+
+
+def test_topologies():
+    assert neighbours("ring", 3) == {0: [1], 1: [2], 2: [0]}
+    assert neighbours("full", 3) == {0: [1, 2], 1: [0, 2], 2: [0, 1]}
+    assert neighbours("matrix", 3, [[0, 1, 1], [0, 0, 0], [1, 0, 0]]) == {0: [1, 2], 1: [], 2: [0]}
+    assert senders_to(neighbours("ring", 3), 0) == [2]
+    assert neighbours("ring", 1) == {0: []}
+
+
+def test_migration_schedule_skips_the_last_generation():
+    assert [g for g in range(1, 11) if migration_due(g, 3, 10)] == [3, 6, 9]
+    assert [g for g in range(1, 5) if migration_due(g, 2, 4)] == [2]
+
+
+def test_emigrants_are_the_best_ok_individuals():
+    pop = [_ev("a", 3.0), _ev("b", 1.0), _ev("c", math.inf, ok=False), _ev("d", 2.0)]
+    assert [e.candidate.name for e in select_emigrants(pop, 2)] == ["b", "d"]
+    assert [e.candidate.name for e in select_emigrants([_ev("c", 1, ok=False)], 1)] == []
+
+
+def test_immigrants_replace_the_worst():
+    config = from_mapping({"optimizer": {"population_size": 4, "generations": 2}})
+    ga = GeneticAlgorithm(config.optimizer, config.search_space(), __import__("numpy").random.default_rng(0))
+    ga.population = [_ev("a", 1.0), _ev("b", 4.0), _ev("c", 2.0), _ev("d", 3.0)]
+    replaced = ga.immigrate([_ev("x", 0.5), _ev("y", 9.0)])
+    assert [e.candidate.name for e in replaced] == ["d", "b"]
+    assert sorted(e.candidate.name for e in ga.population) == ["a", "c", "x", "y"]
+
+
+class SyntheticBackend:
+    """A fake at the process boundary: fitness from a known landscape instead of a training process."""
+
+    name = "synthetic"
+
+    def run(self, candidates, sink):
+        sink.submitted([c.name for c in candidates], {"backend": "synthetic"})
+        for c in candidates:
+            hp = c.hparams
+            sink.result(Result(c.name, "ok", abs(hp.n_layers - 2) + abs(hp.hidden_size - 90) / 10 + hp.dropout))
+
+    def close(self):
+        pass
+
+
+def _run_islands(parent: Path, mode="async", count=3, generations=4):
+    config = from_mapping({"name": "isl", "seed": 5, "optimizer": {"population_size": 4, "generations": generations,
+                                                                   "tournament_size": 2},
+                           "islands": {"count": count, "interval": 1, "migrants": 1, "mode": mode,
+                                       "sync_timeout_s": 30}})
+    hub = LocalHub(count)
+    errors: list[Exception] = []
+    # All threads share the module; patch once for every island instead of per thread.
+    import workflow.islands.runner as runner
+
+    original = runner.run_search
+    runner.run_search = lambda cfg, run_dir, **kw: original(cfg, run_dir, backend=SyntheticBackend(), **kw)
+    try:
+        threads = [threading.Thread(target=lambda k=k: _guard(run_island, config, parent, hub.transport(k), errors))
+                   for k in range(count)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        runner.run_search = original
+    return config, errors
+
+
+def _guard(fn, config, parent, transport, errors):
+    try:
+        fn(config, parent, transport)
+    except Exception as exc:  # noqa: BLE001
+        errors.append(exc)
+        transport.abort(1)
+
+
+@pytest.mark.parametrize("mode", ["async", "sync"])
+def test_three_islands_exchange_and_journal_migrations(tmp_path, mode):
+    parent = tmp_path / "run"
+    config, errors = _run_islands(parent, mode=mode)
+    assert errors == []
+    for k in range(3):
+        events = list(RunStore(island_dir(parent, k)).events())
+        sent = [e for e in events if e["event"] == "emigrated"]
+        assert [e["batch"] for e in sent] == [1, 2, 3]
+        assert all(e["to"] == [(k + 1) % 3] for e in sent)
+        received = [e for e in events if e["event"] == "immigrated"]
+        assert all(e["from"] == (k - 1) % 3 for e in received)
+        if mode == "sync":
+            assert sorted(e["generation"] for e in received) == [1, 2, 3]
+        state = RunStore(island_dir(parent, k)).replay()
+        assert state.finished and len(state.results) == 16
+    assert RunStore(parent).replay().finished
+
+
+def test_in_flight_migrants_are_recovered_from_the_senders_journal(tmp_path):
+    parent = tmp_path / "run"
+    config, errors = _run_islands(parent, mode="async")
+    assert errors == []
+    # Island 1 died right after telling generation 3: before sending, and before island 0's migrants arrived.
+    path = island_dir(parent, 1)
+    lines = (path / "journal.jsonl").read_text().splitlines()
+    cut = next(i for i, line in enumerate(lines) if '"event":"told","batch":3' in line)
+    (path / "journal.jsonl").write_text("\n".join(lines[: cut + 1]) + "\n")
+    from workflow.islands.runner import MigrationHook
+
+    store = RunStore(path)
+    state = store.replay()
+    assert "0:3" not in state.migrations_applied
+    from workflow.core import make_optimizer
+    from workflow.driver import replay
+
+    opt = make_optimizer(config, island=1)
+    replay(opt, state)
+    hub = LocalHub(3)
+    MigrationHook(config, 1, hub.transport(1), parent).on_resume(opt, store, state)
+    assert "0:3" in store.replay().migrations_applied
+    # It also sends what it had not sent before dying.
+    assert [e["id"] for e in store.events() if e["event"] == "emigrated"][-1] == "1:3"
+    assert [m["id"] for _, m in hub.transport(2).poll()] == ["1:3"]
+    recovered = [e for e in store.events() if e["event"] == "immigrated" and e["id"] == "0:3"]
+    assert len(recovered) == 1 and recovered[0]["recovered"] is True
