@@ -9,7 +9,7 @@ RUN_DIR ?=
 RUN_DIR_ARG := $(if $(RUN_DIR),--run-dir $(RUN_DIR),)
 PYTEST_ARGS ?=
 
-.PHONY: install run resume status report test lint data slurm-up slurm-down slurm-logs submit submit-islands clean
+.PHONY: install run resume status report test lint data slurm-up slurm-down slurm-logs submit submit-islands islands clean
 
 install:  ## a .venv with the package, its dependencies, MPI for mpi4py and the dev tools
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ slurm-down:
 
 slurm-logs:
 	bash slurm/dev/logs.sh
+
+ISLANDS ?= 3
+ISLANDS_CONFIG ?= configs/islands.yaml
+submit-islands:  ## on a Slurm cluster: the island drivers as one small MPI job (sbatch slurm/islands.sbatch)
+	GASLURM_PYTHON=$(abspath $(PY)) sbatch --ntasks=$(ISLANDS) slurm/islands.sbatch $(ISLANDS_CONFIG) \
+		$(or $(RUN_DIR),runs/islands) $(ARGS)
+
+islands:  ## the island model here, under the venv's mpiexec (ISLANDS_CONFIG, RUN_DIR, ARGS)
+	$(PY) -m workflow islands $(ISLANDS_CONFIG) $(RUN_DIR_ARG) $(ARGS)
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache

@@ -161,3 +161,19 @@ def test_submit_detaches_and_status_follows_it_to_the_end(tmp_path):
     assert status["evaluations"] == {"done": 8, "failed": 0, "pending": 0, "planned": 8}
     assert all(g["job_ids"] for g in status["per_generation"])
     assert "generation 2/2" in (run_dir / "driver.log").read_text()
+
+
+def test_one_individual_trained_with_ddp_over_two_processes_in_one_task(tmp_path):
+    """Individual-level parallelism: train.devices=2 -> Lightning DDP over 2 CPU processes; the task asks
+    Slurm for 2 CPUs (derived from the same setting)."""
+    config = load_config(SMOKE, ["backend.name=slurm", "slurm.partition=gpu2", "slurm.poll_s=0.5",
+                                 "train.accelerator=cpu", "train.devices=2", "train.epochs=2", "slurm.mem_gb=2"])
+    cand = Candidate("ddp", Hparams(2, 32, "relu", 0.0), 1, 1, "ga", seed=3)
+    sink = RecordingSink()
+    SlurmBackend(config, tmp_path).run([cand], sink)
+    result = sink.results["ddp"]
+    assert result.ok, result.reason
+    assert result.metrics["epochs"] == 2
+    job_id = sink.events[-1]["job_ids"]["ddp"]
+    alloc = _sacct("-j", job_id.split("_")[0], "-o", "JobID,AllocCPUS")
+    assert alloc and all(cpus == "2" for _, cpus in alloc), alloc

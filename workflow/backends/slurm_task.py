@@ -13,7 +13,7 @@ from typing import Any
 
 import submitit
 
-from workflow.backends.worker import run_evaluation
+from workflow.backends.worker import TIMEOUT_PREFIX, run_evaluation
 from workflow.records import Result
 
 
@@ -23,7 +23,7 @@ class SlurmEvaluation(submitit.helpers.Checkpointable):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Result:
         result = run_evaluation(*args, **kwargs)
-        if self.requeued and not result.ok:
+        if self.requeued and not result.ok and not result.reason.startswith(TIMEOUT_PREFIX):
             # The signal handler requeued this task and raised SystemExit, but the exit landed somewhere that
             # swallowed it (e.g. inside a library's import-time ``except``) and the evaluation failed as a
             # side effect. The task is already requeued: leave no result behind, the next attempt counts.

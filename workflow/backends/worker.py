@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 from workflow.config import TaskConfig, TrainConfig
 from workflow.records import Candidate, Result
 
+#: Reason prefix of an evaluation ended by its time limit without a requeue left.
+TIMEOUT_PREFIX = "TIMEOUT:"
+
 if TYPE_CHECKING:
     from workflow.tracking import TrackingSpec
 
@@ -29,7 +32,7 @@ def run_evaluation(candidate: Candidate, task: TaskConfig, train: TrainConfig,
         if type(exc).__name__ == "UncompletedJobError":
             # submitit's handler for Slurm's pre-timeout signal: the time limit is reached and the task
             # could not be requeued (not checkpointable, or out of requeues).
-            return Result.failure(candidate.name, f"TIMEOUT: time limit reached and not requeued ({exc})",
+            return Result.failure(candidate.name, f"{TIMEOUT_PREFIX} time limit reached and not requeued ({exc})",
                                   seconds=time.monotonic() - start)
         tail = "".join(traceback.format_exception(exc)[-3:]).strip()
         return Result.failure(candidate.name, f"{type(exc).__name__}: {exc} ({tail[-400:]})",
