@@ -58,6 +58,23 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write figures and tables to RUN_DIR/report/")
     report.add_argument("run_dir", type=Path)
+
+    sync = sub.add_parser("sync", help="upload the offline W&B runs of a run directory (skips uploaded ones)")
+    sync.add_argument("run_dir", type=Path)
+    sync.add_argument("--dry-run", action="store_true", help="only list what would be uploaded")
+
+    summary = sub.add_parser("summary", help="the W&B summaries of a run directory as a table "
+                                             "(RUN_DIR/wandb_summary.csv and .md)")
+    summary.add_argument("run_dir", type=Path)
+    summary.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+    compare = sub.add_parser("compare", help="run several optimizers with the same budget and seeds; "
+                                             "write DIR/compare/ (table, plot, merged top ten)")
+    compare.add_argument("config", type=Path)
+    compare.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optimizer.generations=3")
+    compare.add_argument("--optimizers", default="ga,bo,random", help="comma-separated (default ga,bo,random)")
+    compare.add_argument("--seeds", type=int, default=3, help="N seeds: config seed, seed+1, ... (default 3)")
+    compare.add_argument("--run-dir", type=Path, help="directory of the runs (default runs/<name>-compare)")
     return parser
 
 
@@ -249,6 +266,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             for path in write_report(args.run_dir):
                 print(path)
+            return 0
+        if args.command == "sync":
+            from workflow.summary import sync_run_dir
+
+            return sync_run_dir(args.run_dir, dry_run=args.dry_run)
+        if args.command == "summary":
+            from workflow.summary import print_summary
+
+            return print_summary(args.run_dir, as_json=args.json)
+        if args.command == "compare":
+            from workflow.compare import run_comparison
+
+            config = load_config(args.config, args.overrides)
+            preflight(config)
+            _setup_logging(None)
+            out_dir = args.run_dir or Path("runs") / f"{config.name}-compare"
+            outcome = run_comparison(config, args.optimizers.split(","), args.seeds, out_dir)
+            print(Path(outcome["files"]["summary_md"]).read_text())
+            print("\n".join(outcome["files"].values()))
             return 0
     except WorkflowError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -23,6 +23,7 @@ from workflow.lock import DriverLock
 from workflow.progress import NullProgress, Progress
 from workflow.records import Candidate, Evaluated, Result
 from workflow.store import RunState, RunStore
+from workflow.tracking import TrackingSpec, after_batch
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ def _run_locked(config: Config, run_dir: Path, backend: Backend | None, progress
     progress = progress or NullProgress()
     own_backend = backend is None
     backend = backend or make_backend(config, run_dir)
+    tracking = TrackingSpec.from_config(config, run_dir, island)  # None: W&B disabled
     progress.start(config, state)
     try:
         while True:
@@ -142,6 +144,8 @@ def _run_locked(config: Config, run_dir: Path, backend: Backend | None, progress
             optimizer.tell([Evaluated(c, state.results[c.name]) for c in pending])
             store.append({"event": "told", "batch": batch})
             state.told.add(batch)
+            if tracking is not None:  # check the batch's W&B summaries, update the experiment run
+                after_batch(tracking, config, store, state, batch, pending)
             hook.after_tell(batch, optimizer, store, state)
             pending = []
         if not state.finished:

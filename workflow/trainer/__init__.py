@@ -8,10 +8,12 @@ import it. Importing ``workflow.trainer`` itself is cheap: torch is imported on 
   from Debian's package.
 - :mod:`workflow.trainer.model`: :func:`build_mlp`, :data:`ACTIVATIONS`.
 - :mod:`workflow.trainer.lightning_engine`: the seed's engine, one Lightning ``Trainer`` per individual.
+- :mod:`workflow.trainer.packed`: the packed engine, a whole pack of individuals as one batched model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,15 +21,17 @@ from workflow.config import TaskConfig, TrainConfig
 from workflow.records import Candidate, Result
 
 if TYPE_CHECKING:
+    from workflow.tracking import TrackingSpec
     from workflow.trainer.data import TaskData, load_task
     from workflow.trainer.model import ACTIVATIONS, build_mlp
 
-__all__ = ["ACTIVATIONS", "TaskData", "build_mlp", "evaluate", "load_task"]
+__all__ = ["ACTIVATIONS", "TaskData", "build_mlp", "evaluate", "evaluate_pack", "load_task"]
 
 _LAZY = {"TaskData": "data", "load_task": "data", "ACTIVATIONS": "model", "build_mlp": "model"}
 
 
-def evaluate(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdir: Path | None = None) -> Result:
+def evaluate(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdir: Path | None = None,
+             tracking: TrackingSpec | None = None) -> Result:
     """Train and validate one candidate with the configured engine (``train.engine``).
 
     Returns a failed result for a non-finite loss; other errors propagate (the backend's worker turns them
@@ -36,10 +40,19 @@ def evaluate(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdir
     if train.engine == "lightning":
         from workflow.trainer.lightning_engine import train_one
 
-        return train_one(candidate, task, train, workdir=workdir)
+        return train_one(candidate, task, train, workdir=workdir, tracking=tracking)
     if train.engine == "packed":
-        raise NotImplementedError("train.engine='packed' is not implemented yet; use train.engine=lightning")
+        return evaluate_pack([candidate], task, train, workdir=workdir, tracking=tracking)[0]
     raise ValueError(f"unknown train.engine {train.engine!r}; allowed: lightning, packed")
+
+
+def evaluate_pack(candidates: Sequence[Candidate], task: TaskConfig, train: TrainConfig,
+                  workdir: Path | None = None, tracking: TrackingSpec | None = None) -> list[Result]:
+    """Train ``candidates`` together with the packed engine (:mod:`workflow.trainer.packed`), whatever
+    ``train.engine`` says; one result per candidate, in order (a non-finite loss fails only its member)."""
+    from workflow.trainer.packed import train_pack
+
+    return train_pack(candidates, task, train, workdir=workdir, tracking=tracking)
 
 
 def __getattr__(name: str) -> Any:
