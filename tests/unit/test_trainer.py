@@ -150,11 +150,6 @@ def test_early_stopping_still_reports_the_last_epoch():
     assert result.ok and 2 <= result.metrics["epochs"] <= 4
 
 
-def test_packed_engine_is_not_there_yet():
-    with pytest.raises(NotImplementedError, match="packed"):
-        evaluate(cand(), SMALL_TASK, TrainConfig(engine="packed"))
-
-
 def test_run_is_quiet_and_writes_nothing_without_workdir(tmp_path, monkeypatch, capfd):
     monkeypatch.chdir(tmp_path)
     with warnings.catch_warnings(record=True) as caught:
