@@ -177,3 +177,17 @@ def test_one_individual_trained_with_ddp_over_two_processes_in_one_task(tmp_path
     job_id = sink.events[-1]["job_ids"]["ddp"]
     alloc = _sacct("-j", job_id.split("_")[0], "-o", "JobID,AllocCPUS")
     assert alloc and all(cpus == "2" for _, cpus in alloc), alloc
+
+
+def test_packed_engine_places_several_individuals_in_one_array_task(tmp_path):
+    run_dir = tmp_path / "run"
+    cli("run", SMOKE, "backend.name=slurm", "slurm.poll_s=0.5", "train.engine=packed", "train.pack_size=3",
+        "--run-dir", run_dir, "--no-report")
+    rows = list(csv.DictReader((run_dir / "results.csv").open()))
+    assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
+    for generation in ("1", "2"):
+        tasks = [r["job_id"] for r in rows if r["generation"] == generation]
+        # 4 evaluations in packs of 3: two tasks of one array, holding 3 and 1 evaluations.
+        assert sorted(tasks.count(t) for t in set(tasks)) == [1, 3]
+        assert len({t.split("_")[0] for t in tasks}) == 1
+    assert (run_dir / "evals" / "pack-fitness-1-1--fitness-1-3" / "packed.ckpt").exists()

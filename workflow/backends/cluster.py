@@ -250,7 +250,3 @@ def gpus_per_task(config: Config) -> int:
     if config.slurm.gpus_per_task:
         return config.slurm.gpus_per_task
     return config.train.devices if config.train.accelerator == "gpu" else 0
-
-
-def chunked(items: Sequence[object], size: int) -> list[Sequence[object]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]

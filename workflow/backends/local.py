@@ -17,7 +17,8 @@ from typing import Any
 from pebble import ProcessExpired, ProcessPool
 
 from workflow.backends.base import BatchSink
-from workflow.backends.worker import run_evaluation
+from workflow.backends.packing import make_packs, pack_size, pack_workdir
+from workflow.backends.worker import run_pack
 from workflow.config import Config
 from workflow.records import Candidate, Result
 from workflow.tracking import TrackingSpec
@@ -42,18 +43,21 @@ class LocalBackend:
     def run(self, candidates: Sequence[Candidate], sink: BatchSink) -> None:
         pool = self._get_pool()
         timeout = self.config.backend.timeout_s
-        futures: dict[Any, tuple[Candidate, float]] = {}
-        for cand in candidates:
-            future = pool.schedule(run_evaluation, args=(cand, self.config.task, self.config.train),
+        size = pack_size(self.config, len(candidates), slots=self.config.backend.workers)
+        futures: dict[Any, tuple[list[Candidate], float]] = {}
+        for pack in make_packs(candidates, size):
+            workdir = str(pack_workdir(self.run_dir, pack)) if len(pack) > 1 else None
+            future = pool.schedule(run_pack, args=(pack, self.config.task, self.config.train, workdir),
                                    kwargs={"tracking": self.tracking}, timeout=timeout)
-            futures[future] = (cand, time.monotonic())
-        sink.submitted([c.name for c in candidates], {"backend": "local"})
+            futures[future] = (pack, time.monotonic())
+        sink.submitted([c.name for c in candidates], {"backend": "local", "pack_size": size})
         remaining: set[Future[Any]] = set(futures)
         while remaining:
             done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
             for finished in done:
-                cand, started = futures[finished]
-                sink.result(_outcome(finished, cand, time.monotonic() - started, timeout))
+                pack, started = futures[finished]
+                for result in _outcome(finished, pack, time.monotonic() - started, timeout):
+                    sink.result(result)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -62,15 +66,19 @@ class LocalBackend:
             self._pool = None
 
 
-def _outcome(future: Future[Any], cand: Candidate, elapsed: float, timeout: float) -> Result:
+def _outcome(future: Future[Any], pack: list[Candidate], elapsed: float, timeout: float) -> list[Result]:
+    def failed(reason: str) -> list[Result]:
+        return [Result.failure(c.name, reason, seconds=elapsed) for c in pack]
+
     try:
-        result = future.result()
+        results = future.result()
     except FutureTimeout:
-        return Result.failure(cand.name, f"timed out after {timeout:g} s (backend.timeout_s)", seconds=elapsed)
+        return failed(f"timed out after {timeout:g} s (backend.timeout_s)")
     except ProcessExpired as exc:
-        return Result.failure(cand.name, f"worker process died (exit code {exc.exitcode})", seconds=elapsed)
+        return failed(f"worker process died (exit code {exc.exitcode})")
     except Exception as exc:  # noqa: BLE001 - e.g. the result could not be unpickled
-        return Result.failure(cand.name, f"{type(exc).__name__}: {exc}", seconds=elapsed)
-    if not isinstance(result, Result) or result.name != cand.name:
-        return Result.failure(cand.name, f"worker returned {result!r} instead of a result", seconds=elapsed)
-    return result
+        return failed(f"{type(exc).__name__}: {exc}")
+    names = [c.name for c in pack]
+    if not isinstance(results, list) or [getattr(r, "name", None) for r in results] != names:
+        return failed(f"worker returned {results!r:.200} instead of results for {names}")
+    return results

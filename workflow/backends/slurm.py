@@ -27,7 +27,6 @@ from workflow.backends.cluster import (
     FINAL_STATES,
     cancel,
     check_request,
-    chunked,
     gpus_per_task,
     query_jobs_by_name,
     query_max_array_size,
@@ -36,6 +35,7 @@ from workflow.backends.cluster import (
     query_states,
     validate_slurm_strings,
 )
+from workflow.backends.packing import make_packs, pack_size, pack_workdir
 from workflow.backends.slurm_task import SlurmEvaluation
 from workflow.config import Config
 from workflow.errors import ClusterError
@@ -153,56 +153,68 @@ class SlurmBackend:
         if len(array_ids) != 1:
             raise ClusterError(f"job name {tag} matches several jobs ({sorted(array_ids)}); resolve by hand")
         array_id = array_ids.pop()
-        names = list(intent.get("names", []))
+        packs = intent.get("packs") or [[name] for name in intent.get("names", [])]
         log.warning("found Slurm array %s submitted as %s by an earlier driver", array_id, tag)
-        if len(names) == 1 and array_id in states:
-            return {names[0]: array_id}
-        return {name: f"{array_id}_{i}" for i, name in enumerate(names)}
+        if len(packs) == 1 and array_id in states:  # a lone task is a plain job, not an array
+            return {name: array_id for name in packs[0]}
+        return {name: f"{array_id}_{i}" for i, pack in enumerate(packs) for name in pack}
 
     def _submit(self, cands: Sequence[Candidate], sink: BatchSink) -> dict[str, submitit.Job[Any]]:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         max_array = max((self._max_array or 1001) - 1, 1)
+        size = pack_size(self.config, len(cands), gpu=gpus_per_task(self.config) > 0)
+        all_packs = make_packs(cands, size)
         jobs: dict[str, submitit.Job[Any]] = {}
-        for chunk in chunked(list(cands), max_array):
-            chunk_cands: list[Candidate] = list(chunk)  # type: ignore[arg-type]
-            tag = f"{self.config.name[:40]}.g{chunk_cands[0].generation}.{uuid.uuid4().hex[:10]}"
-            names = [c.name for c in chunk_cands]
+        task, train = self.config.task, self.config.train
+        tracking = TrackingSpec.from_config(self.config, self.run_dir)
+        for start in range(0, len(all_packs), max_array):
+            packs = all_packs[start:start + max_array]
+            generation = packs[0][0].generation
+            tag = f"{self.config.name[:40]}.g{generation}.{uuid.uuid4().hex[:10]}"
+            names = [c.name for pack in packs for c in pack]
             # The intent is durable before sbatch runs: a driver dying right after sbatch is found by tag.
-            sink.submitted(names, {"event": "submitting", "tag": tag, "folder": str(self.folder / "%j")})
-            executor = submitit.SlurmExecutor(folder=self.folder / "%j", max_num_timeout=self.config.slurm.max_requeues)
+            sink.submitted(names, {"event": "submitting", "tag": tag, "folder": str(self.folder / "%j"),
+                                   "packs": [[c.name for c in pack] for pack in packs]})
+            executor = submitit.SlurmExecutor(folder=self.folder / "%j",
+                                              max_num_timeout=self.config.slurm.max_requeues)
             executor.update_parameters(**executor_parameters(self.config, tag))
-            task, train = self.config.task, self.config.train
-            workdirs = [str(self.run_dir / "evals" / c.name) for c in chunk_cands]
-            tracking = [TrackingSpec.from_config(self.config, self.run_dir)] * len(chunk_cands)
-            submitted = executor.map_array(SlurmEvaluation(), chunk_cands, [task] * len(chunk_cands),
-                                           [train] * len(chunk_cands), workdirs, tracking)
+            n = len(packs)
+            submitted = executor.map_array(SlurmEvaluation(), packs, [task] * n, [train] * n,
+                                           [str(pack_workdir(self.run_dir, pack)) for pack in packs],
+                                           [tracking] * n)
             crash_point("after-sbatch")
-            job_ids = {c.name: job.job_id for c, job in zip(chunk_cands, submitted)}
+            job_ids = {c.name: job.job_id for pack, job in zip(packs, submitted) for c in pack}
+            array_id = submitted[0].job_id.split("_")[0]
             sink.submitted(names, {"tag": tag, "folder": str(self.folder / "%j"), "job_ids": job_ids,
-                                   "array_id": submitted[0].job_id.split("_")[0]})
-            log.info("generation %d: submitted %d tasks as Slurm array %s", chunk_cands[0].generation,
-                     len(chunk_cands), submitted[0].job_id.split("_")[0])
-            jobs.update({c.name: job for c, job in zip(chunk_cands, submitted)})
+                                   "array_id": array_id})
+            log.info("generation %d: submitted %d evaluations in %d tasks as Slurm array %s", generation,
+                     len(names), n, array_id)
+            jobs.update({c.name: job for pack, job in zip(packs, submitted) for c in pack})
         return jobs
 
     # -- collecting ---------------------------------------------------------------------------------
 
     def _collect(self, jobs: dict[str, submitit.Job[Any]], sink: BatchSink) -> None:
-        remaining = dict(jobs)
+        """Wait for every task; record each task's results (one per evaluation it holds) as it finishes."""
+        groups: dict[str, tuple[submitit.Job[Any], list[str]]] = {}
+        for name, job in jobs.items():
+            groups.setdefault(job.job_id, (job, []))[1].append(name)
         unseen_since: dict[str, float] = {}
-        while remaining:
-            states = self._states(remaining)
+        while groups:
+            states = self._states({job_id: job for job_id, (job, _) in groups.items()})
             now = time.monotonic()
-            for name, job in list(remaining.items()):
-                result = self._finished_result(name, job, states.get(job.job_id), now, unseen_since)
-                if result is not None:
-                    sink.result(result)
-                    del remaining[name]
-            if remaining:
+            for job_id, (job, names) in list(groups.items()):
+                results = self._finished_results(names, job, states.get(job_id), now, unseen_since)
+                if results is not None:
+                    for result in results:
+                        sink.result(result)
+                    del groups[job_id]
+            if groups:
                 crash_point("while-running")
                 time.sleep(self.config.slurm.poll_s)
 
     def _states(self, jobs: dict[str, submitit.Job[Any]]) -> dict[str, str]:
+        """{job id: state} for the given jobs (keyed by job id)."""
         array_ids = {job.job_id.split("_")[0] for job in jobs.values()}
         try:
             return query_states(array_ids)
@@ -217,36 +229,46 @@ class SlurmBackend:
                 return {}
             return {job.job_id: queued.get(job.job_id, "GONE") for job in jobs.values()}
 
-    def _finished_result(self, name: str, job: submitit.Job[Any], state: str | None, now: float,
-                         unseen_since: dict[str, float]) -> Result | None:
+    def _finished_results(self, names: list[str], job: submitit.Job[Any], state: str | None, now: float,
+                          unseen_since: dict[str, float]) -> list[Result] | None:
+        """The task's results once it is over (failed results when it died), else None."""
         if job.paths.result_pickle.exists():
-            return self._result_from_pickle(name, job, state)
+            return self._results_from_pickle(names, job)
+        grace = self.config.slurm.lost_grace_s
         if state in FINAL_STATES:
             if state == "COMPLETED":
                 # The result file can trail the state on shared file systems: wait for it, bounded.
-                first = unseen_since.setdefault(name, now)
-                if now - first < self.config.slurm.lost_grace_s:
+                first = unseen_since.setdefault(job.job_id, now)
+                if now - first < grace:
                     return None
-            return Result.failure(name, f"Slurm state {state}: {self._stderr_tail(job)}", job_id=job.job_id)
+            reason = f"Slurm state {state}: {self._stderr_tail(job)}"
+            return [Result.failure(name, reason, job_id=job.job_id) for name in names]
         if state in (None, "GONE", "UNKNOWN"):
-            first = unseen_since.setdefault(name, now)
-            if now - first >= self.config.slurm.lost_grace_s:
-                return Result.failure(name, f"lost: no result and not known to Slurm for "
-                                            f"{self.config.slurm.lost_grace_s:g} s", job_id=job.job_id)
+            first = unseen_since.setdefault(job.job_id, now)
+            if now - first >= grace:
+                reason = f"lost: no result and not known to Slurm for {grace:g} s"
+                return [Result.failure(name, reason, job_id=job.job_id) for name in names]
             return None
-        unseen_since.pop(name, None)
+        unseen_since.pop(job.job_id, None)
         return None
 
-    def _result_from_pickle(self, name: str, job: submitit.Job[Any], state: str | None) -> Result:
+    def _results_from_pickle(self, names: list[str], job: submitit.Job[Any]) -> list[Result]:
         try:
             outcome = job.result()
         except Exception as exc:  # noqa: BLE001 - a task that raised is a failed evaluation
-            return Result.failure(name, f"task raised ({type(exc).__name__}): {str(exc)[-STDERR_TAIL_CHARS:]}",
-                                  job_id=job.job_id)
-        if not isinstance(outcome, Result):
-            return Result.failure(name, f"task returned {type(outcome).__name__}, not a Result", job_id=job.job_id)
-        return Result(name=outcome.name, status=outcome.status, fitness=outcome.fitness, metrics=outcome.metrics,
-                      seconds=outcome.seconds, reason=outcome.reason, job_id=job.job_id)
+            reason = f"task raised ({type(exc).__name__}): {str(exc)[-STDERR_TAIL_CHARS:]}"
+            return [Result.failure(name, reason, job_id=job.job_id) for name in names]
+        returned = {r.name: r for r in (outcome if isinstance(outcome, list) else [outcome])
+                    if isinstance(r, Result)}
+        results = []
+        for name in names:
+            got = returned.get(name)
+            if got is None:
+                results.append(Result.failure(name, f"task returned no result for {name}", job_id=job.job_id))
+            else:
+                results.append(Result(name=got.name, status=got.status, fitness=got.fitness, metrics=got.metrics,
+                                      seconds=got.seconds, reason=got.reason, job_id=job.job_id))
+        return results
 
     @staticmethod
     def _stderr_tail(job: submitit.Job[Any]) -> str:

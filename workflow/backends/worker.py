@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,11 +30,32 @@ def run_evaluation(candidate: Candidate, task: TaskConfig, train: TrainConfig,
 
         return evaluate(candidate, task, train, workdir=Path(workdir) if workdir else None, tracking=tracking)
     except Exception as exc:  # noqa: BLE001 - any failure of one evaluation is data, not a crash
-        if type(exc).__name__ == "UncompletedJobError":
-            # submitit's handler for Slurm's pre-timeout signal: the time limit is reached and the task
-            # could not be requeued (not checkpointable, or out of requeues).
-            return Result.failure(candidate.name, f"{TIMEOUT_PREFIX} time limit reached and not requeued ({exc})",
-                                  seconds=time.monotonic() - start)
-        tail = "".join(traceback.format_exception(exc)[-3:]).strip()
-        return Result.failure(candidate.name, f"{type(exc).__name__}: {exc} ({tail[-400:]})",
-                              seconds=time.monotonic() - start)
+        return Result.failure(candidate.name, _reason(exc), seconds=time.monotonic() - start)
+
+
+def _reason(exc: Exception) -> str:
+    if type(exc).__name__ == "UncompletedJobError":
+        # submitit's handler for Slurm's pre-timeout signal: the time limit is reached and the task could not
+        # be requeued (not checkpointable, or out of requeues).
+        return f"{TIMEOUT_PREFIX} time limit reached and not requeued ({exc})"
+    tail = "".join(traceback.format_exception(exc)[-3:]).strip()
+    return f"{type(exc).__name__}: {exc} ({tail[-400:]})"
+
+
+def run_pack(candidates: Sequence[Candidate], task: TaskConfig, train: TrainConfig, workdir: str | None = None,
+             tracking: TrackingSpec | None = None) -> list[Result]:
+    """One task's work: a single evaluation, or a pack trained together by the packed engine.
+
+    Never raises either: if the pack as a whole fails, every member gets the failure.
+    """
+    if len(candidates) == 1 and train.engine != "packed":
+        return [run_evaluation(candidates[0], task, train, workdir, tracking)]
+    start = time.monotonic()
+    try:
+        from workflow.trainer import evaluate_pack
+
+        return evaluate_pack(list(candidates), task, train, workdir=Path(workdir) if workdir else None,
+                             tracking=tracking)
+    except Exception as exc:  # noqa: BLE001 - a failed pack is data for each member
+        reason = _reason(exc)
+        return [Result.failure(c.name, reason, seconds=time.monotonic() - start) for c in candidates]
