@@ -168,13 +168,11 @@ class _SharedLocalBackend:
 
     def bind(self, config: Config, run_dir: Path) -> Backend:
         from workflow.backends.local import LocalBackend
-        from workflow.tracking import TrackingSpec
 
         if self.backend is None:
             self.backend = LocalBackend(config, run_dir)
         else:
-            self.backend.config, self.backend.run_dir = config, Path(run_dir)
-            self.backend.tracking = TrackingSpec.from_config(config, Path(run_dir))
+            self.backend.rebind(config, run_dir)
         return _Unclosed(self.backend)
 
     def close(self) -> None:

@@ -28,9 +28,14 @@ class LocalBackend:
     name = "local"
 
     def __init__(self, config: Config, run_dir: Path) -> None:
+        self._pool: ProcessPool | None = None
+        self.rebind(config, run_dir)
+
+    def rebind(self, config: Config, run_dir: Path) -> None:
+        """Serve another run with the same warm workers (``compare`` runs several searches in turn; starting
+        a pool costs seconds per run, every worker importing torch)."""
         self.config = config
         self.run_dir = Path(run_dir)
-        self._pool: ProcessPool | None = None
         self.tracking = TrackingSpec.from_config(config, self.run_dir)
 
     def _get_pool(self) -> ProcessPool:
