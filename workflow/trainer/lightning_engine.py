@@ -9,7 +9,6 @@ epoch in large batches, no logger or checkpoint unless a work directory is given
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -34,6 +33,7 @@ from workflow.records import Candidate, Result
 from workflow.tracking import EvaluationTracker, TrackingSpec
 from workflow.trainer.data import TaskData, load_task
 from workflow.trainer.model import build_mlp
+from workflow.trainer.torch_env import cpu_cuda_probe
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +313,7 @@ def _train(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdir: 
             use_distributed_sampler=False,  # IndexBatches shards by rank itself
             default_root_dir=str(workdir) if workdir is not None else None,
         )
-        with _cpu_cuda_probe(isinstance(trainer.accelerator, CPUAccelerator)):
+        with cpu_cuda_probe(isinstance(trainer.accelerator, CPUAccelerator)):
             trainer.fit(module, ckpt_path=ckpt_path)
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
             if metric not in metrics:
@@ -363,25 +363,3 @@ def _slurm_tasks() -> int:
         return int(os.environ.get("SLURM_NTASKS", "0"))
     except ValueError:
         return 0
-
-
-@contextlib.contextmanager
-def _cpu_cuda_probe(on_cpu: bool) -> Iterator[None]:
-    """On the CPU, ask CUDA for its device count through the (cached) runtime instead of NVML.
-
-    Importing Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1``, and torch's Adam asks
-    ``torch.accelerator.is_available()`` on every step; with a CUDA build of torch but no initialised GPU
-    that reloads the NVML library each time (about 0.15 ms a step, a quarter of a small MLP's step here).
-    """
-    if not on_cpu:
-        yield
-        return
-    previous = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
-    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
-        else:
-            os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = previous

@@ -49,6 +49,7 @@ from workflow.records import Candidate, Hparams, Result
 from workflow.tracking import EvaluationTracker, TrackingSpec
 from workflow.trainer.data import TaskData, load_task
 from workflow.trainer.model import ACTIVATIONS, build_mlp
+from workflow.trainer.torch_env import cpu_cuda_probe
 
 #: Default pack size on a GPU when ``train.pack_size == 0`` (on the CPU: every candidate given).
 GPU_DEFAULT_PACK = 128
@@ -731,7 +732,7 @@ def _train_chunk(candidates: Sequence[Candidate], task: TaskConfig, data: TaskDa
                  device: torch.device, checkpoint: Path | None, tracking: TrackingSpec | None) -> list[Result]:
     pack: _Pack | None = None
     try:
-        with _cpu_cuda_probe(device.type == "cpu"):
+        with cpu_cuda_probe(device.type == "cpu"):
             pack = _Pack(candidates, data, train, device)
             if checkpoint is not None and checkpoint.is_file():
                 pack.load(checkpoint)
@@ -752,24 +753,3 @@ def _train_chunk(candidates: Sequence[Candidate], task: TaskConfig, data: TaskDa
                 tracker.log_epoch(row, int(row["epochs"]))
             tracker.finish(result)
     return results
-
-
-@contextlib.contextmanager
-def _cpu_cuda_probe(on_cpu: bool) -> Iterator[None]:
-    """On the CPU, let torch ask CUDA for its device count without NVML (see the Lightning engine's twin).
-
-    Importing Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1``; Adam asks for an accelerator every step,
-    which with a CUDA build and no GPU then reloads NVML each time.
-    """
-    if not on_cpu:
-        yield
-        return
-    previous = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
-    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
-        else:
-            os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = previous
