@@ -130,17 +130,31 @@ def _sacct_attempts(job_id: str) -> list[str]:
     return [line.split("|")[1].split()[0] for line in out.splitlines() if line.startswith(job_id + "|")]
 
 
+def _epochs_lasting(seconds: float, cand: Candidate) -> int:
+    """Epochs of ``cand`` on the 8,000-sample sinewave that take about ``seconds`` here (measured, warm)."""
+    from workflow.trainer import evaluate
+
+    config = load_config(SMOKE, ["task.n_samples=10000", "train.epochs=2"])
+    evaluate(cand, config.task, config.train)  # warm-up: imports, data
+    start = time.perf_counter()
+    probe = config.model_copy(update={"train": config.train.model_copy(update={"epochs": 10})})
+    evaluate(cand, probe.task, probe.train)
+    per_epoch = (time.perf_counter() - start) / 10
+    return int(min(max(seconds / per_epoch, 50), 5000))
+
+
 def test_requeued_trainings_resume_from_their_checkpoint_and_count_once(tmp_path):
     """One task meets its time limit (pre-timeout signal -> checkpoint -> requeue), one is `scontrol requeue`d."""
     # The pre-timeout signal comes 45 s before the 1-minute limit, so each attempt trains for ~10 s after
-    # start-up; 150 epochs of a small MLP on 8,000 samples need ~20 s on an idle 2-core machine, so every
-    # evaluation is requeued at least once and continues from its last epoch checkpoint until done. Requeues
-    # are plentiful because a loaded machine makes attempts shorter.
-    config = load_config(SMOKE, ["backend.name=slurm", "slurm.partition=gpu2", "slurm.time_min=1",
-                                 "slurm.signal_delay_s=45", "slurm.max_requeues=40", "slurm.poll_s=0.5",
-                                 "task.n_samples=10000", "train.epochs=150", "slurm.mem_gb=1"])
+    # start-up. The number of epochs is calibrated on this machine so that training needs ~30 s: every
+    # evaluation is requeued a few times and continues from its last epoch checkpoint until done, on a fast
+    # or a slow machine alike. Requeues are plentiful because a loaded machine makes attempts shorter.
     long = Candidate("long", Hparams(2, 64, "relu", 0.0), 1, 1, "ga", seed=1)
     requeued = Candidate("requeued", Hparams(1, 32, "tanh", 0.0), 1, 2, "ga", seed=2)
+    epochs = _epochs_lasting(30.0, long)
+    config = load_config(SMOKE, ["backend.name=slurm", "slurm.partition=gpu2", "slurm.time_min=1",
+                                 "slurm.signal_delay_s=45", "slurm.max_requeues=40", "slurm.poll_s=0.5",
+                                 "task.n_samples=10000", f"train.epochs={epochs}", "slurm.mem_gb=1"])
     sink = _Sink()
     backend = SlurmBackend(config, tmp_path)
     checkpoint = tmp_path / "evals" / "requeued" / "checkpoints" / "last.ckpt"
@@ -161,7 +175,7 @@ def test_requeued_trainings_resume_from_their_checkpoint_and_count_once(tmp_path
     for name in ("long", "requeued"):
         result = sink.results[name]
         assert result.ok, f"{name}: {result.reason}"
-        assert result.metrics["epochs"] == 150
+        assert result.metrics["epochs"] == epochs
         versions = sorted((tmp_path / "evals" / name / "logs").glob("version_*/metrics.csv"))
         assert len(versions) >= 2, f"{name} was not restarted: {versions}"
         with versions[1].open() as handle:
