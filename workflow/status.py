@@ -22,18 +22,24 @@ def run_status(run_dir: Path) -> dict[str, Any]:
     evaluated = state.evaluated()
     failed = sum(not e.result.ok for e in evaluated)
     best = state.best()
+    unfinished_ids = {str(state.submissions[c.name].get("job_ids", {}).get(c.name, ""))
+                      for c in state.pending() if c.name in state.submissions} - {""}
+    queue = _queue_states(unfinished_ids)
     generations = []
     for number, batch in enumerate(state.batches, start=1):
         results = [state.results.get(c.name) for c in batch]
-        job_ids = sorted({str(state.submissions[c.name].get("job_ids", {}).get(c.name, ""))
-                          for c in batch if c.name in state.submissions} - {""})
+        ids = {c.name: str(state.submissions[c.name].get("job_ids", {}).get(c.name, ""))
+               for c in batch if c.name in state.submissions}
         generations.append({
             "generation": number,
             "done": sum(r is not None and r.ok for r in results),
             "failed": sum(r is not None and not r.ok for r in results),
             "pending": sum(r is None for r in results),
-            "submitted": sum(c.name in state.submissions for c in batch),
-            "job_ids": job_ids,
+            # Of the pending ones, those Slurm reports RUNNING now (0 without Slurm or for the local backend).
+            "running": sum(r is None and queue.get(ids.get(c.name, "")) == "RUNNING"
+                           for c, r in zip(batch, results)),
+            "submitted": len(ids),
+            "job_ids": sorted(set(ids.values()) - {""}),
         })
     return {
         "run_dir": str(run_dir),
@@ -56,6 +62,21 @@ def run_status(run_dir: Path) -> dict[str, Any]:
         "finished": state.finished,
         "per_generation": generations,
     }
+
+
+def _queue_states(job_ids: set[str]) -> dict[str, str]:
+    """Live states of unfinished Slurm tasks from squeue; empty when there are none or Slurm cannot be asked."""
+    if not job_ids:
+        return {}
+    from workflow.backends.cluster import query_queue, slurm_available
+    from workflow.errors import ClusterError
+
+    if not slurm_available():
+        return {}
+    try:
+        return query_queue({job_id.split("_")[0] for job_id in job_ids})
+    except ClusterError:
+        return {}
 
 
 def islands_status(parent: Path, count: int) -> dict[str, Any]:
@@ -111,8 +132,26 @@ def print_status(status: dict[str, Any], console: Console | None = None) -> None
     if status["best"]:
         best = status["best"]
         console.print(f"best: {best['name']} fitness {best['fitness']:.5g} {best['hparams']}")
-    table = Table("generation", "done", "failed", "pending", "job ids")
+    table = Table("generation", "done", "failed", "pending", "running", "job ids")
     for gen in status["per_generation"][-10:]:
         table.add_row(str(gen["generation"]), str(gen["done"]), str(gen["failed"]), str(gen["pending"]),
-                      ", ".join(gen["job_ids"]) or "-")
+                      str(gen["running"]), _id_ranges(gen["job_ids"]))
     console.print(table)
+
+
+def _id_ranges(job_ids: list[str]) -> str:
+    """``123_[0-4]`` for the tasks of one array, so a large generation stays one short cell."""
+    if not job_ids:
+        return "-"
+    arrays: dict[str, list[str]] = {}
+    for job_id in job_ids:
+        array, _, task = job_id.partition("_")
+        arrays.setdefault(array, []).append(task)
+    parts = []
+    for array, tasks in arrays.items():
+        numbers = sorted(int(t) for t in tasks if t.isdigit())
+        if len(numbers) > 1 and numbers == list(range(numbers[0], numbers[-1] + 1)):
+            parts.append(f"{array}_[{numbers[0]}-{numbers[-1]}]")
+        else:
+            parts.append(", ".join(f"{array}_{t}" if t else array for t in tasks))
+    return ", ".join(parts)

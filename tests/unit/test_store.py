@@ -60,3 +60,12 @@ def test_corrupt_record_in_the_middle_is_reported_with_line(store):
 def test_open_rejects_non_run_directory(tmp_path):
     with pytest.raises(RunDirError, match="not a run directory"):
         RunStore.open(tmp_path)
+
+
+def test_status_shows_job_ids_of_one_array_as_a_range():
+    from workflow.status import _id_ranges
+
+    assert _id_ranges(["75_0", "75_1", "75_2", "75_3"]) == "75_[0-3]"
+    assert _id_ranges(["75_0", "75_2"]) == "75_0, 75_2"
+    assert _id_ranges(["80"]) == "80"
+    assert _id_ranges([]) == "-"
