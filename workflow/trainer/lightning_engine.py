@@ -224,6 +224,20 @@ class _TrackingCallback(Callback):
             self.tracker.log_epoch(metrics, trainer.current_epoch + 1)
 
 
+class _ReleaseProcessGroup(Callback):
+    """Destroys a ddp_spawn rank's gloo process group when its fit or validation ends.
+
+    Lightning destroys only NCCL groups (at exit); a gloo group left alive when a spawned rank's interpreter
+    exits can abort it ("terminate called without an active exception", seen about once in 40 CPU DDP runs),
+    which fails the whole evaluation after it trained. The main process of ddp_spawn never joins the group,
+    so nothing uses it after the spawned ranks tear down.
+    """
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
 def train_one(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdir: Path | None = None,
               tracking: TrackingSpec | None = None) -> Result:
     """Train ``candidate``'s MLP on ``task`` and return its fitness: the validation loss after the last epoch.
@@ -284,6 +298,9 @@ def _train(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdir: 
     steps_per_epoch = len(IndexBatches(data.n_train, train.batch_size, shuffle=False))
 
     callbacks: list[Callback] = [_TrackingCallback(tracker)] if tracker.active else []
+    strategy = _strategy(train)
+    if strategy == "ddp_spawn":
+        callbacks.append(_ReleaseProcessGroup())
     if train.early_stopping_patience > 0:
         callbacks.append(EarlyStopping(monitor=metric, mode="min", patience=train.early_stopping_patience))
     ckpt_path: str | None = None
@@ -300,7 +317,7 @@ def _train(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdir: 
         trainer = pl.Trainer(
             accelerator=train.accelerator,
             devices=train.devices,
-            strategy=_strategy(train),
+            strategy=strategy,
             plugins=[_cluster_environment(train)],
             max_epochs=train.epochs,
             logger=CSVLogger(workdir, name="logs") if workdir is not None else False,
