@@ -38,8 +38,8 @@ from skopt.space import Categorical, Integer, Real
 from threadpoolctl import threadpool_limits
 
 from workflow.config import OptimizerConfig
-from workflow.core.base import ProtocolError, best_of, check_told
-from workflow.records import Candidate, Evaluated, Hparams
+from workflow.core.base import BatchOptimizer, best_of
+from workflow.records import Evaluated, Hparams
 from workflow.space import SearchSpace
 
 #: Hyperparameters in the order of skopt's point vectors.
@@ -55,15 +55,12 @@ def failure_penalty(finite: Sequence[float]) -> float:
     return worst + margin
 
 
-class BayesianOptimization:
+class BayesianOptimization(BatchOptimizer):
     name = "bo"
 
     def __init__(self, config: OptimizerConfig, space: SearchSpace, rng: np.random.Generator,
                  island: int = 0) -> None:
-        self.config, self.space, self.rng, self.island = config, space, rng, island
-        self.history: list[Evaluated] = []
-        self.pending: list[Candidate] = []
-        self.batch = 0
+        super().__init__(config, space, rng, island)
         self.budget = config.population_size * config.generations
         self._finite: list[float] = []  # finite fitness values told, for the penalty
         self._held: list[list[Any]] = []  # failed points waiting for a first finite value
@@ -71,39 +68,18 @@ class BayesianOptimization:
         seed = int(rng.integers(2**31 - 1))
         self._skopt = _make_skopt(config, dimensions, seed) if dimensions else None
 
-    @property
-    def finished(self) -> bool:
-        return self.batch >= self.config.generations and not self.pending
-
-    @property
-    def batches_asked(self) -> int:
-        return self.batch
-
-    def ask(self) -> list[Candidate]:
-        if self.pending:
-            raise ProtocolError(f"batch {self.batch} was asked but not told")
-        if self.batch >= self.config.generations:
-            return []
-        size = self.config.population_size
+    def _propose(self, size: int) -> list[Hparams]:
         if self._skopt is None:
             points: list[list[Any]] = [[] for _ in range(size)]
         else:
             with _quiet_single_thread():
                 points = self._skopt.ask(n_points=size, strategy="cl_min")
-        self.batch += 1
-        start = len(self.history)
-        self.pending = [
-            Candidate(name=f"BO-Iteration-{start + i + 1}", hparams=self._to_hparams(point),
-                      generation=self.batch, index=i + 1, optimizer=self.name, island=self.island,
-                      seed=int(self.rng.integers(2**31 - 1)))
-            for i, point in enumerate(points)
-        ]
-        return list(self.pending)
+        return [self._to_hparams(point) for point in points]
 
-    def tell(self, evaluated: Sequence[Evaluated]) -> None:
-        told = check_told(self.pending, evaluated)
-        self.pending = []
-        self.history.extend(told)
+    def _candidate_name(self, generation: int, index: int, number: int) -> str:
+        return f"BO-Iteration-{number}"
+
+    def _learn(self, told: list[Evaluated]) -> None:
         ok = [e for e in told if e.result.ok and math.isfinite(e.fitness)]
         failed = [e for e in told if not (e.result.ok and math.isfinite(e.fitness))]
         self._finite.extend(e.fitness for e in ok)

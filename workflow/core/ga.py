@@ -13,57 +13,37 @@ from collections.abc import Sequence
 import numpy as np
 
 from workflow.config import OptimizerConfig
-from workflow.core.base import ProtocolError, best_of, check_told
+from workflow.core.base import BatchOptimizer
 from workflow.core.operators import mutate, tournament, two_point_crossover
-from workflow.records import Candidate, Evaluated, Hparams
+from workflow.records import Evaluated, Hparams
 from workflow.space import SearchSpace
 
 
-class GeneticAlgorithm:
+class GeneticAlgorithm(BatchOptimizer):
     name = "ga"
 
     def __init__(self, config: OptimizerConfig, space: SearchSpace, rng: np.random.Generator,
                  island: int = 0) -> None:
-        self.config, self.space, self.rng, self.island = config, space, rng, island
+        super().__init__(config, space, rng, island)
         self.population: list[Evaluated] = []
-        self.history: list[Evaluated] = []
-        self.pending: list[Candidate] = []
-        self.generation = 0  # generations asked so far; names are 1-based
 
     @property
-    def finished(self) -> bool:
-        return self.generation >= self.config.generations and not self.pending
+    def generation(self) -> int:
+        """Generations asked so far."""
+        return self.batch
 
-    @property
-    def batches_asked(self) -> int:
-        return self.generation
-
-    def ask(self) -> list[Candidate]:
-        if self.pending:
-            raise ProtocolError(f"generation {self.generation} was asked but not told")
-        if self.generation >= self.config.generations:
-            return []
-        size = self.config.population_size
+    def _propose(self, size: int) -> list[Hparams]:
         if not self.population:
-            genomes = [self.space.sample(self.rng) for _ in range(size)]
-        else:
-            genomes = self._breed(size)
-        self.generation += 1
-        self.pending = [
-            Candidate(name=f"fitness-{self.generation}-{i + 1}", hparams=hp, generation=self.generation,
-                      index=i + 1, optimizer=self.name, island=self.island,
-                      seed=int(self.rng.integers(2**31 - 1)))
-            for i, hp in enumerate(genomes)
-        ]
-        return list(self.pending)
+            return [self.space.sample(self.rng) for _ in range(size)]
+        return self._breed(size)
 
-    def tell(self, evaluated: Sequence[Evaluated]) -> None:
-        children = check_told(self.pending, evaluated)
-        self.pending = []
-        self.history.extend(children)
+    def _candidate_name(self, generation: int, index: int, number: int) -> str:
+        return f"fitness-{generation}-{index}"
+
+    def _learn(self, told: list[Evaluated]) -> None:
         elites = sorted(self.population, key=lambda e: e.fitness)[: self.config.elitism]
         # Stable sort: children first, so on equal fitness the new individual is preferred.
-        merged = sorted(children + elites, key=lambda e: e.fitness)
+        merged = sorted(told + elites, key=lambda e: e.fitness)
         self.population = merged[: self.config.population_size]
 
     def immigrate(self, migrants: Sequence[Evaluated]) -> list[Evaluated]:
@@ -75,9 +55,6 @@ class GeneticAlgorithm:
         replaced = ranked[keep:]
         self.population = ranked[:keep] + list(migrants)[: len(ranked) or len(migrants)]
         return replaced
-
-    def best(self) -> Evaluated | None:
-        return best_of(self.history)
 
     def _breed(self, size: int) -> list[Hparams]:
         cfg, mcfg = self.config, self.config.mutation
