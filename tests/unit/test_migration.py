@@ -63,10 +63,10 @@ class SyntheticBackend:
         pass
 
 
-def _run_islands(parent: Path, mode="async", count=3, generations=4):
+def _run_islands(parent: Path, mode="async", count=3, generations=4, interval=1):
     config = from_mapping({"name": "isl", "seed": 5, "optimizer": {"population_size": 4, "generations": generations,
                                                                    "tournament_size": 2},
-                           "islands": {"count": count, "interval": 1, "migrants": 1, "mode": mode,
+                           "islands": {"count": count, "interval": interval, "migrants": 1, "mode": mode,
                                        "sync_timeout_s": 30}})
     hub = LocalHub(count)
     errors: list[Exception] = []
@@ -116,7 +116,10 @@ def test_three_islands_exchange_and_journal_migrations(tmp_path, mode):
 
 def test_in_flight_migrants_are_recovered_from_the_senders_journal(tmp_path):
     parent = tmp_path / "run"
-    config, errors = _run_islands(parent, mode="async")
+    # One migration round, at generation 3: island 1 can take island 0's migrants only after its own told 3.
+    # (With a round every generation, island 0 running ahead under load delivered them at island 1's
+    # generation 2, and the cut below then did not lose them.)
+    config, errors = _run_islands(parent, mode="sync", interval=3)
     assert errors == []
     # Island 1 died right after telling generation 3: before sending, and before island 0's migrants arrived.
     path = island_dir(parent, 1)
