@@ -5,7 +5,9 @@ import json
 import math
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,6 +98,27 @@ class RecordingSink:
         return None
 
 
+def _cancel_once_running(sink: RecordingSink, name: str,
+                         ready: Callable[[], bool] = lambda: True) -> threading.Thread:
+    """A started thread that scancels the task holding ``name`` once squeue shows it RUNNING and ``ready()``."""
+
+    def cancel() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ids = next((e["job_ids"] for e in sink.events if "job_ids" in e), None)
+            if ids and ready():
+                queue = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ids[name]], capture_output=True,
+                                       text=True).stdout
+                if f"{ids[name]}|RUNNING" in queue.split():
+                    subprocess.run(["scancel", ids[name]], check=True)
+                    return
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=cancel, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_failures_in_one_array_are_recorded_with_their_state(tmp_path):
     """In one generation: a task that raises, one scancel'ed, one past its time limit, one killed for memory."""
     config = load_config(SMOKE, ["backend.name=slurm", "slurm.partition=gpu2", "slurm.time_min=1",
@@ -112,22 +135,7 @@ def test_failures_in_one_array_are_recorded_with_their_state(tmp_path):
     cancelled = Candidate("cancelled", Hparams(5, 2048, "relu", 0.0), 1, 5, "ga", seed=5)
     backend = SlurmBackend(config, tmp_path)
     sink = RecordingSink()
-
-    import threading
-
-    def cancel_when_running():
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            ids = next((e["job_ids"] for e in sink.events if "job_ids" in e), None)
-            if ids:
-                states = dict(_sacct("-j", ids["cancelled"].split("_")[0], "-o", "JobID,State"))
-                if states.get(ids["cancelled"]) == "RUNNING":
-                    subprocess.run(["scancel", ids["cancelled"]], check=True)
-                    return
-            time.sleep(0.5)
-
-    canceller = threading.Thread(target=cancel_when_running, daemon=True)
-    canceller.start()
+    canceller = _cancel_once_running(sink, "cancelled")
     backend.run([ok, raises, memory, timeout, cancelled], sink)
     canceller.join(timeout=5)
     results = sink.results
@@ -191,3 +199,45 @@ def test_packed_engine_places_several_individuals_in_one_array_task(tmp_path):
         assert sorted(tasks.count(t) for t in set(tasks)) == [1, 3]
         assert len({t.split("_")[0] for t in tasks}) == 1
     assert (run_dir / "evals" / "pack-fitness-1-1--fitness-1-3" / "packed.ckpt").exists()
+
+
+@pytest.fixture
+def accounting_down():
+    """slurmdbd stopped for one test (sacct fails; slurmctld, squeue and jobs go on); up.sh restarts it."""
+    dev = ROOT / "slurm" / "dev"
+    stop = subprocess.run(["bash", str(dev / "down.sh"), "slurmdbd"], capture_output=True, text=True)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run(["sacct", "-n", "-X", "-S", "now-1minutes"], capture_output=True).returncode == 0:
+            assert time.monotonic() < deadline, "sacct still answers 30 s after slurmdbd was stopped"
+            time.sleep(0.5)
+        yield
+    finally:
+        up = subprocess.run(["bash", str(dev / "up.sh")], capture_output=True, text=True)
+        assert up.returncode == 0, up.stdout + up.stderr + _daemon_logs()
+        deadline = time.monotonic() + 60
+        while subprocess.run(["sacct", "-n", "-X", "-S", "now-1minutes"], capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline, "sacct does not answer 60 s after slurmdbd was restarted"
+            time.sleep(0.5)
+
+
+def test_without_accounting_squeue_follows_the_tasks_and_a_vanished_one_is_lost(tmp_path, accounting_down,
+                                                                                  caplog):
+    """sacct down (slurmdbd stopped): results still come from the tasks; a task that leaves the queue without
+    one (here scancel'ed) is failed as lost once ``slurm.lost_grace_s`` has passed, not waited on forever."""
+    config = load_config(SMOKE, ["backend.name=slurm", "slurm.partition=gpu2", "slurm.poll_s=0.5",
+                                 "slurm.lost_grace_s=5", "train.epochs=20", "task.n_samples=10000"])
+    ok = Candidate("ok", Hparams(1, 16, "relu", 0.0), 1, 1, "ga", seed=1)
+    cancelled = Candidate("cancelled", Hparams(5, 2048, "relu", 0.0), 1, 2, "ga", seed=2)  # runs for minutes
+    backend = SlurmBackend(config, tmp_path)
+    sink = RecordingSink()
+    canceller = _cancel_once_running(sink, "cancelled", ready=lambda: "ok" in sink.results)
+    with caplog.at_level("WARNING", logger="workflow"):
+        backend.run([ok, cancelled], sink)
+    canceller.join(timeout=5)
+    assert sink.results["ok"].ok, sink.results["ok"].reason
+    lost = sink.results["cancelled"]
+    assert lost.status == "failed" and lost.reason.startswith("lost: no result and not known to Slurm for 5 s")
+    assert any("sacct unavailable" in record.getMessage() and "falling back to squeue" in record.getMessage()
+               for record in caplog.records)
