@@ -81,9 +81,9 @@ def _plot(evaluated: Sequence[Evaluated], activations: Sequence[str], title: str
 def write_report(run_dir: Path) -> list[Path]:
     """Write the report files; returns their paths (for an island run: each island's, then the parent's)."""
     store = RunStore.open(run_dir)
+    if islands := store.island_count():
+        return write_islands_report(run_dir, islands)
     config = store.config()
-    if config.islands.count > 1 and "island" not in store.meta():
-        return write_islands_report(run_dir, config.islands.count)
     state = store.replay()
     evaluated = state.evaluated()
     out = Path(run_dir) / "report"

@@ -15,9 +15,9 @@ from workflow.store import RunStore
 def run_status(run_dir: Path) -> dict[str, Any]:
     """The status object printed by ``status --json`` (for an island run: every island and the global best)."""
     store = RunStore.open(run_dir)
+    if islands := store.island_count():
+        return islands_status(run_dir, islands)
     config = store.config()
-    if config.islands.count > 1 and "island" not in store.meta():
-        return islands_status(run_dir, config.islands.count)
     state = store.replay()
     evaluated = state.evaluated()
     failed = sum(not e.result.ok for e in evaluated)

@@ -159,6 +159,11 @@ class RunStore:
         data = yaml.safe_load((self.run_dir / CONFIG).read_text())
         return from_mapping(data)
 
+    def island_count(self) -> int:
+        """How many islands this is the parent directory of; 0 for a single run or one island's directory."""
+        count = self.config().islands.count
+        return count if count > 1 and "island" not in self.meta() else 0
+
     # -- journal ------------------------------------------------------------------------------------
 
     def append(self, event: dict[str, Any]) -> None:
