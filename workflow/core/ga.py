@@ -27,11 +27,6 @@ class GeneticAlgorithm(BatchOptimizer):
         super().__init__(config, space, rng, island)
         self.population: list[Evaluated] = []
 
-    @property
-    def generation(self) -> int:
-        """Generations asked so far."""
-        return self.batch
-
     def _propose(self, size: int) -> list[Hparams]:
         if not self.population:
             return [self.space.sample(self.rng) for _ in range(size)]
