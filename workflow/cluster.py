@@ -31,9 +31,6 @@ SAFE_SETUP_LINE = re.compile(r"^[A-Za-z0-9_./=:@%+, -]{1,512}$")
 #: States after which a task will never produce more output.
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
                 "DEADLINE", "PREEMPTED_FINAL", "REVOKED", "SPECIAL_EXIT"}
-#: States in which a task is still on its way (PREEMPTED and REQUEUED come back).
-IN_FLIGHT_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "PREEMPTED", "CONFIGURING",
-                    "COMPLETING", "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING", "STOPPED", "RESV_DEL_HOLD"}
 
 
 # ----------------------------------------------------------------------------------------- validation

@@ -13,8 +13,6 @@ unfinished runs and skips finished ones. Then ``OUT/compare/`` gets:
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 import statistics
@@ -24,16 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workflow.backends.base import Backend
+from workflow.backends import Backend, make_backend
 from workflow.config import Config, OptimizerConfig, from_mapping
-from workflow.errors import ConfigError, RunDirError
+from workflow.driver import run_search
+from workflow.errors import ConfigError
+from workflow.progress import LogProgress
 from workflow.records import Evaluated
-from workflow.store import RunStore, atomic_write_text
+from workflow.store.atomic import atomic_write_text
+from workflow.store.rundir import prepare_run_dir
+from workflow.tables import csv_text, ranked, running_best, top_table
+from workflow.tracking.experiment import with_tracking
 
 log = logging.getLogger(__name__)
 
-#: Sections that say where evaluations run, not what is searched: they may change when a comparison continues.
-RUNTIME_SECTIONS = ("backend", "slurm", "tracking")
 COMPARE_DIR = "compare"
 SUMMARY_COLUMNS = ("optimizer", "runs", "seeds", "evaluations_per_run", "best_median", "best_min", "best_max",
                    "failed")
@@ -52,20 +53,16 @@ class RunOutcome:
 
     @property
     def ok(self) -> list[Evaluated]:
-        return [e for e in self.evaluated if e.result.ok and math.isfinite(e.fitness)]
+        """The successful evaluations, best first."""
+        return ranked(self.evaluated)
 
     @property
     def best(self) -> Evaluated | None:
-        return min(self.ok, key=lambda e: e.fitness, default=None)
+        return self.ok[0] if self.ok else None
 
     def best_so_far(self) -> list[float]:
         """Best finite fitness after each evaluation, in the order they were asked (inf before the first)."""
-        curve, running = [], math.inf
-        for e in self.evaluated:
-            if e.result.ok and math.isfinite(e.fitness):
-                running = min(running, e.fitness)
-            curve.append(running)
-        return curve
+        return running_best(e.fitness if e.result.ok else math.inf for e in self.evaluated)
 
 
 def check_optimizers(optimizers: Sequence[str]) -> list[str]:
@@ -111,87 +108,34 @@ def run_comparison(config: Config, optimizers: list[str], seeds: list[int] | int
 
     Returns ``{"runs": [...], "summary": [...], "files": {...}}``: one dict per run (optimizer, seed, run_dir,
     best, best_name, evaluations, failed), one summary row per optimizer (the CSV's columns), the written paths.
+    The runs share one backend: the runs differ only in optimizer and seed, which evaluations never see, and a
+    local worker pool costs seconds to start (every worker imports torch).
     """
-    from workflow.driver import run_search
-    from workflow.progress import LogProgress
-
     names = check_optimizers(optimizers)
     seeds = seed_list(config, seeds)
     out_dir = Path(out_dir)
     plan = [(name, seed, run_config(config, name, seed)) for seed in seeds for name in names]
-    shared = _SharedLocalBackend() if config.backend.name == "local" else None
+    backend: Backend | None = None
     outcomes: list[RunOutcome] = []
     try:
         for number, (name, seed, cfg) in enumerate(plan, start=1):
             run_dir = out_dir / f"{name}-seed{seed}"
-            if _prepare(cfg, run_dir):
+            store = prepare_run_dir(cfg, run_dir, hint="use another --run-dir for a different comparison")
+            if store.replay().finished:
                 log.info("compare %d/%d: %s seed %d already finished in %s", number, len(plan), name, seed,
                          run_dir)
             else:
                 log.info("compare %d/%d: %s seed %d in %s", number, len(plan), name, seed, run_dir)
-                backend = shared.bind(cfg, run_dir) if shared else None
-                run_search(cfg, run_dir, backend=backend, progress=LogProgress())
-            outcomes.append(RunOutcome(name, seed, run_dir, RunStore.open(run_dir).replay().evaluated()))
+                if backend is None:
+                    backend = make_backend(cfg, run_dir)
+                else:
+                    backend.bind(cfg, run_dir)
+                run_search(cfg, run_dir, backend=backend, observers=with_tracking(cfg, run_dir, [LogProgress()]))
+            outcomes.append(RunOutcome(name, seed, run_dir, store.replay().evaluated()))
     finally:
-        if shared:
-            shared.close()
+        if backend is not None:
+            backend.close()
     return write_comparison(config, names, outcomes, out_dir / COMPARE_DIR)
-
-
-def _prepare(config: Config, run_dir: Path) -> bool:
-    """Create ``run_dir`` or check that it holds this run; True when that run is already finished."""
-    if not run_dir.exists():
-        RunStore.create(run_dir, config)
-        return False
-    store = RunStore.open(run_dir)
-    old, new = store.config().to_plain(), config.to_plain()
-    for section in RUNTIME_SECTIONS:
-        old.pop(section, None)
-        new.pop(section, None)
-    if old != new:
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        raise RunDirError(f"run directory {run_dir} holds a run with a different config (sections differ: "
-                          f"{', '.join(changed)}); use another --run-dir for a different comparison")
-    return store.replay().finished
-
-
-class _SharedLocalBackend:
-    """One local worker pool for all the runs of a comparison.
-
-    Starting a pool imports torch and Lightning in every worker (5-10 s on a small machine), once per run
-    otherwise. The runs differ only in optimizer and seed, which the workers never see; the run directory
-    and the W&B spec are rebound before each run.
-    """
-
-    def __init__(self) -> None:
-        self.backend: Any = None
-
-    def bind(self, config: Config, run_dir: Path) -> Backend:
-        from workflow.backends.local import LocalBackend
-
-        if self.backend is None:
-            self.backend = LocalBackend(config, run_dir)
-        else:
-            self.backend.rebind(config, run_dir)
-        return _Unclosed(self.backend)
-
-    def close(self) -> None:
-        if self.backend is not None:
-            self.backend.close()
-
-
-class _Unclosed:
-    """Hands the shared backend to one run; the comparison closes it after the last."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.name = backend.name
-
-    def run(self, candidates: Sequence[Any], sink: Any) -> None:
-        self.backend.run(candidates, sink)
-
-    def close(self) -> None:
-        return None
 
 
 # --------------------------------------------------------------------------------------------- outputs
@@ -205,7 +149,7 @@ def write_comparison(config: Config, optimizers: Sequence[str], outcomes: Sequen
     files = {"summary_md": out / "summary.md", "summary_csv": out / "summary.csv",
              "best_so_far": out / "best_so_far.png", "top10": out / "top10.md"}
     atomic_write_text(files["summary_md"], summary_markdown(config, summary, runs), mode=0o644)
-    atomic_write_text(files["summary_csv"], _csv(SUMMARY_COLUMNS, summary), mode=0o644)
+    atomic_write_text(files["summary_csv"], csv_text(SUMMARY_COLUMNS, summary), mode=0o644)
     plot_best_so_far(config, optimizers, outcomes, files["best_so_far"])
     atomic_write_text(files["top10"], merged_top_table(outcomes), mode=0o644)
     return {"runs": runs, "summary": summary, "files": {k: str(v) for k, v in files.items()}}
@@ -228,14 +172,6 @@ def _summary_row(name: str, outcomes: Sequence[RunOutcome]) -> dict[str, Any]:
         "best_min": min(bests, default=math.inf), "best_max": max(bests, default=math.inf),
         "failed": sum(len(o.evaluated) - len(o.ok) for o in outcomes),
     }
-
-
-def _csv(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _g(value: float) -> str:
@@ -268,16 +204,9 @@ def summary_markdown(config: Config, summary: Sequence[dict[str, Any]], runs: Se
 
 def merged_top_table(outcomes: Sequence[RunOutcome], n: int = 10) -> str:
     """The ten best evaluations of all runs (name, optimizer, seed, the hyperparameters, fitness), best first."""
-    pool = [(e, o) for o in outcomes for e in o.ok]
-    ranked = sorted(pool, key=lambda pair: pair[0].fitness)[:n]
-    lines = ["# Top ten best models (all optimizers and seeds)", "",
-             "| name | optimizer | seed | dropout | hidden_size | n_layers | activation | fitness |",
-             "|---|---|---|---|---|---|---|---|"]
-    for e, o in ranked:
-        hp = e.candidate.hparams
-        lines.append(f"| {e.candidate.name} | {o.optimizer} | {o.seed} | {hp.dropout:.5g} | {hp.hidden_size} | "
-                     f"{hp.n_layers} | {hp.activation} | {e.fitness:.5g} |")
-    return "\n".join(lines) + "\n"
+    seed_of = {id(e): o.seed for o in outcomes for e in o.evaluated}
+    return top_table([e for o in outcomes for e in o.evaluated], n, "Top ten best models (all optimizers and seeds)",
+                     extra={"optimizer": lambda e: e.candidate.optimizer, "seed": lambda e: seed_of[id(e)]})
 
 
 def plot_best_so_far(config: Config, optimizers: Sequence[str], outcomes: Sequence[RunOutcome],

@@ -6,7 +6,9 @@ from typing import Any
 
 
 class WorkflowError(Exception):
-    """Base class: the CLI prints ``str(error)`` as one line and exits non-zero."""
+    """Base class: the CLI prints ``str(error)`` as one line and exits non-zero (``exit_code``)."""
+
+    exit_code = 2
 
 
 class ConfigError(WorkflowError):
@@ -25,7 +27,14 @@ class ClusterError(WorkflowError):
     """The cluster rejected the request or answered something we cannot use."""
 
 
+class SearchStopped(WorkflowError):
+    """The search stopped early on purpose (e.g. every evaluation of a generation failed); it can be resumed."""
+
+    exit_code = 4
+
+
 def format_value(value: Any) -> str:
+    """A value as config errors show it: strings quoted, lists bracketed."""
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(format_value(v) for v in value) + "]"
     if isinstance(value, str):

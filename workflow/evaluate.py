@@ -1,7 +1,9 @@
-"""The entry point every backend runs for one evaluation, in whatever process it uses.
+"""The compute side's entry point: what every backend runs for one task, in whatever process it uses.
 
-It never raises: exceptions and non-finite losses come back as failed results carrying the reason, so one
-bad evaluation cannot take the driver (or a Slurm array) down with it.
+A task is one evaluation, or a pack trained together by the packed engine. :func:`run_pack` never raises:
+exceptions and non-finite losses come back as failed results carrying the reason, so one bad evaluation
+cannot take the driver (or a Slurm array) down with it. Which objective computes the evaluation is
+``objective.kind`` (:mod:`workflow.objectives`).
 """
 
 from __future__ import annotations
@@ -9,31 +11,38 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from workflow.config import TaskConfig, TrainConfig
+from workflow.config import Config, ObjectiveConfig, TaskConfig, TrainConfig
 from workflow.records import Candidate, Result
+from workflow.tracking.spec import TrackingSpec
 
 #: Reason prefix of an evaluation ended by its time limit without a requeue left.
 TIMEOUT_PREFIX = "TIMEOUT:"
 
-if TYPE_CHECKING:
-    from workflow.tracking import TrackingSpec
+
+@dataclass(frozen=True)
+class EvaluationSpec:
+    """What every evaluation of a run needs, wherever it runs (picklable, no secrets)."""
+
+    task: TaskConfig
+    train: TrainConfig
+    objective: ObjectiveConfig = ObjectiveConfig()
+    tracking: TrackingSpec | None = None
+    #: Whether the built-in MLP checkpoints every epoch in its work directory (Slurm: a requeued task goes on
+    #: from there; elsewhere a restarted evaluation starts over, and checkpoints only cost time).
+    checkpoint: bool = False
+
+    @classmethod
+    def from_config(cls, config: Config, run_dir: Path | str, island: int = 0) -> EvaluationSpec:
+        return cls(task=config.task, train=config.train, objective=config.objective,
+                   tracking=TrackingSpec.from_config(config, run_dir, island),
+                   checkpoint=config.backend.name == "slurm")
 
 
-def run_evaluation(candidate: Candidate, task: TaskConfig, train: TrainConfig,
-                   workdir: str | None = None, tracking: TrackingSpec | None = None) -> Result:
-    start = time.monotonic()
-    try:
-        from workflow.trainer import evaluate
-
-        return evaluate(candidate, task, train, workdir=Path(workdir) if workdir else None, tracking=tracking)
-    except Exception as exc:  # noqa: BLE001 - any failure of one evaluation is data, not a crash
-        return Result.failure(candidate.name, _reason(exc), seconds=time.monotonic() - start)
-
-
-def _reason(exc: Exception) -> str:
+def failure_reason(exc: BaseException) -> str:
+    """One evaluation's exception as a failed result's reason: type, message, the traceback's last frames."""
     if type(exc).__name__ == "UncompletedJobError":
         # submitit's handler for Slurm's pre-timeout signal: the time limit is reached and the task could not
         # be requeued (not checkpointable, or out of requeues).
@@ -42,20 +51,37 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc} ({tail[-400:]})"
 
 
-def run_pack(candidates: Sequence[Candidate], task: TaskConfig, train: TrainConfig, workdir: str | None = None,
-             tracking: TrackingSpec | None = None) -> list[Result]:
-    """One task's work: a single evaluation, or a pack trained together by the packed engine.
+def run_pack(candidates: Sequence[Candidate], spec: EvaluationSpec, workdir: str) -> list[Result]:
+    """One task's work in ``workdir`` (``evals/<name>``, or ``evals/pack-...`` for a pack): one result per
+    candidate, in order. Never raises: if the task fails as a whole, every candidate gets the failure.
 
-    Never raises either: if the pack as a whole fails, every member gets the failure.
+    The built-in MLP trains a single candidate alone with the Lightning engine, a pack together with the packed
+    engine; a user's objective evaluates each candidate in its own ``evals/<name>``.
     """
-    if len(candidates) == 1 and train.engine != "packed":
-        return [run_evaluation(candidates[0], task, train, workdir, tracking)]
     start = time.monotonic()
     try:
-        from workflow.trainer import evaluate_pack
+        if spec.objective.kind == "mlp":
+            from workflow.objectives.mlp import evaluate_pack
 
-        return evaluate_pack(list(candidates), task, train, workdir=Path(workdir) if workdir else None,
-                             tracking=tracking)
-    except Exception as exc:  # noqa: BLE001 - a failed pack is data for each member
-        reason = _reason(exc)
+            mlp_workdir = Path(workdir) if spec.checkpoint or len(candidates) > 1 else None
+            return evaluate_pack(candidates, spec.task, spec.train, spec.objective, mlp_workdir, spec.tracking)
+        return [_evaluate_one(c, spec, Path(workdir) if len(candidates) == 1 else Path(workdir).parent / c.name)
+                for c in candidates]
+    except Exception as exc:  # noqa: BLE001 - any failure of an evaluation is data, not a crash
+        reason = failure_reason(exc)
         return [Result.failure(c.name, reason, seconds=time.monotonic() - start) for c in candidates]
+
+
+def _evaluate_one(candidate: Candidate, spec: EvaluationSpec, workdir: Path) -> Result:
+    """A user's objective for one candidate; its exception is its own failed result."""
+    start = time.monotonic()
+    try:
+        if spec.objective.kind == "python":
+            from workflow.objectives import python
+
+            return python.evaluate(candidate, spec.objective, workdir, spec.tracking)
+        from workflow.objectives import command
+
+        return command.evaluate(candidate, spec.objective, workdir, spec.tracking)
+    except Exception as exc:  # noqa: BLE001 - one evaluation's failure is data
+        return Result.failure(candidate.name, failure_reason(exc), seconds=time.monotonic() - start)

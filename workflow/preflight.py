@@ -1,39 +1,58 @@
-"""Pre-flight checks that need the file system (not just the config), run before a run directory exists."""
+"""Pre-flight checks that need more than the config (files, the network, the cluster), run before a run
+directory exists and before anything is submitted. Each refusal is one :class:`ConfigError` line."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from workflow.config import Config
 from workflow.errors import ConfigError
-
-#: torchvision reads these uncompressed files from ``<data_dir>/<folder>/raw/``.
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-             "t10k-labels-idx1-ubyte")
-DATASET_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+from workflow.records import Hparams
+from workflow.tasks import IMAGE_DATASETS, missing_image_files, missing_images_message
 
 
 def check_data(config: Config) -> None:
-    """Refuse an image task whose files are missing when downloading is switched off."""
+    """An image task's files are in ``task.data_dir`` on the driver: already there, or downloaded now."""
     task = config.task
-    folder = DATASET_FOLDERS.get(task.name)
-    if folder is None or task.download:
+    if task.name not in IMAGE_DATASETS:
         return
-    raw = Path(task.data_dir) / folder / "raw"
-    missing = [name for name in IDX_FILES if not (raw / name).is_file()]
-    if missing:
+    missing = missing_image_files(task.name, task.data_dir)
+    if not missing:
+        return
+    if not task.download:
         raise ConfigError("task.data_dir", task.data_dir,
-                          f"no {folder} files in {raw} (missing {missing[0]}) and task.download=false; "
-                          "set task.download=true where internet exists or put the files there"
-                          + (" (`make data` prepares Debian's Fashion-MNIST)" if task.name == "fashion_mnist"
-                             else ""))
+                          missing_images_message(task.name, task.data_dir, missing, download=False))
+    from workflow.trainer.data import download_images  # torchvision: only when a download is needed
+
+    try:
+        download_images(task)
+    except FileNotFoundError as exc:
+        raise ConfigError("task.data_dir", task.data_dir, str(exc)) from None
+
+
+def check_objective(config: Config) -> None:
+    """A user's objective can be used: the function imports and takes (hparams, context); every placeholder of
+    a command names a gene or a context value."""
+    objective = config.objective
+    if objective.kind == "python":
+        from workflow.objectives.python import ObjectiveError, check_function
+
+        try:
+            check_function(objective)
+        except ObjectiveError as exc:
+            raise ConfigError("objective.function", objective.function, str(exc)) from None
+    elif objective.kind == "command":
+        from workflow.objectives.command import check_command
+
+        try:
+            check_command(objective, Hparams.gene_names())
+        except ValueError as exc:
+            raise ConfigError("objective.argv", list(objective.argv), str(exc)) from None
 
 
 def check_cluster(config: Config) -> None:
     """For the Slurm backend: safe strings, and a request the cluster can satisfy (asked with sinfo)."""
     if config.backend.name != "slurm":
         return
-    from workflow.backends.cluster import check_request, query_partitions, slurm_available, validate_slurm_strings
+    from workflow.cluster import check_request, query_partitions, slurm_available, validate_slurm_strings
 
     validate_slurm_strings(config)
     if not slurm_available():
@@ -44,5 +63,6 @@ def check_cluster(config: Config) -> None:
 
 def preflight(config: Config) -> None:
     """Everything that must hold before anything is created or submitted."""
+    check_objective(config)
     check_data(config)
     check_cluster(config)

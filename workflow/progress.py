@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from workflow.driver import Observer, SearchRun
 from workflow.records import Candidate, Result
 
 if TYPE_CHECKING:
@@ -18,26 +19,6 @@ if TYPE_CHECKING:
     from workflow.store import RunState
 
 log = logging.getLogger("workflow.progress")
-
-
-class Progress:
-    """Hooks the driver calls; the base class does nothing."""
-
-    def start(self, config: Config, state: RunState) -> None:
-        return None
-
-    def batch(self, number: int, candidates: Sequence[Candidate], state: RunState) -> None:
-        return None
-
-    def result(self, result: Result) -> None:
-        return None
-
-    def stop(self) -> None:
-        return None
-
-
-class NullProgress(Progress):
-    pass
 
 
 class _Counts:
@@ -76,28 +57,28 @@ class _Counts:
         return f"{self.best.fitness:.4g} ({self.best.name})"
 
 
-class LogProgress(Progress):
+class LogProgress(Observer):
     """One log line per batch and per result: readable in driver.log and Slurm output files."""
 
     def __init__(self) -> None:
         self.counts = _Counts()
 
-    def start(self, config: Config, state: RunState) -> None:
-        self.counts.start(config, state)
+    def started(self, run: SearchRun) -> None:
+        self.counts.start(run.config, run.state)
 
-    def batch(self, number: int, candidates: Sequence[Candidate], state: RunState) -> None:
-        self.counts.batch(number, candidates, state)
-        log.info("generation %d/%d: %d evaluations running", number, self.counts.total_batches,
+    def asked(self, run: SearchRun, batch: int, candidates: Sequence[Candidate]) -> None:
+        self.counts.batch(batch, candidates, run.state)
+        log.info("generation %d/%d: %d evaluations running", batch, self.counts.total_batches,
                  self.counts.in_flight)
 
-    def result(self, result: Result) -> None:
+    def result(self, run: SearchRun, result: Result) -> None:
         self.counts.result(result)
         detail = f"fitness {result.fitness:.5g}" if result.ok else f"FAILED: {result.reason[:200]}"
         log.info("%s %s | done %d, failed %d, best %s", result.name, detail, self.counts.done,
                  self.counts.failed, self.counts.best_text())
 
 
-class RichProgress(Progress):
+class RichProgress(Observer):
     """A live table: generation x/N, evaluations done/running/failed, best so far."""
 
     def __init__(self, console: Console | None = None) -> None:
@@ -114,19 +95,19 @@ class RichProgress(Progress):
         table.add_row("[bold]best so far[/]", c.best_text())
         return table
 
-    def start(self, config: Config, state: RunState) -> None:
-        self.counts.start(config, state)
+    def started(self, run: SearchRun) -> None:
+        self.counts.start(run.config, run.state)
         self.live.start()
         self.live.update(self._render())
 
-    def batch(self, number: int, candidates: Sequence[Candidate], state: RunState) -> None:
-        self.counts.batch(number, candidates, state)
+    def asked(self, run: SearchRun, batch: int, candidates: Sequence[Candidate]) -> None:
+        self.counts.batch(batch, candidates, run.state)
         self.live.update(self._render())
 
-    def result(self, result: Result) -> None:
+    def result(self, run: SearchRun, result: Result) -> None:
         self.counts.result(result)
         self.live.update(self._render())
 
-    def stop(self) -> None:
+    def stopped(self, run: SearchRun) -> None:
         self.live.update(self._render())
         self.live.stop()

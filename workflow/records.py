@@ -7,7 +7,7 @@ pickles and the MPI messages all carry the same shapes.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 Status = Literal["ok", "failed"]
@@ -25,8 +25,17 @@ class Hparams:
     activation: str
     dropout: float
 
+    @classmethod
+    def gene_names(cls) -> tuple[str, ...]:
+        """The genes in the chromosome's order (crossover, tables, BO dimensions)."""
+        return tuple(f.name for f in fields(cls))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_row(self) -> dict[str, Any]:
+        """The genes as table cells (dropout rounded to 6 digits)."""
+        return {**self.to_dict(), "dropout": round(self.dropout, 6)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Hparams:

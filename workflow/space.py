@@ -50,7 +50,6 @@ class ActivationTree:
     """
 
     def __init__(self, spec: TreeSpec) -> None:
-        self.spec = spec
         self._paths: dict[str, tuple[str, ...]] = {}
         self._walk(spec, ("<root>",))
         if not self._paths:
@@ -101,9 +100,6 @@ class ActivationTree:
         probs = self.probabilities(current, base)
         names = list(probs)
         return names[int(rng.choice(len(names), p=np.array([probs[n] for n in names])))]
-
-    def index(self, leaf: str) -> int:
-        return self.leaves.index(leaf)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from workflow.errors import ClusterError
 from workflow.store import RunStore
+from workflow.store.layout import JOURNAL, island_dir
 
 
 def run_status(run_dir: Path) -> dict[str, Any]:
@@ -68,8 +70,7 @@ def _queue_states(job_ids: set[str]) -> dict[str, str]:
     """Live states of unfinished Slurm tasks from squeue; empty when there are none or Slurm cannot be asked."""
     if not job_ids:
         return {}
-    from workflow.backends.cluster import query_queue, slurm_available
-    from workflow.errors import ClusterError
+    from workflow.cluster import query_queue, slurm_available
 
     if not slurm_available():
         return {}
@@ -80,15 +81,14 @@ def _queue_states(job_ids: set[str]) -> dict[str, str]:
 
 
 def islands_status(parent: Path, count: int) -> dict[str, Any]:
-    from workflow.islands.runner import island_dir
-
     islands: list[dict[str, Any]] = []
     for k in range(count):
         path = island_dir(parent, k)
-        island = run_status(path) if (path / "journal.jsonl").exists() else {"run_dir": str(path), "finished": False}
+        island = run_status(path) if (path / JOURNAL).exists() else {"run_dir": str(path), "finished": False}
+        state = RunStore(path).replay()
         island["island"] = k
-        island["migrations_in"] = sum(1 for e in RunStore(path).events() if e["event"] == "immigrated")
-        island["migrations_out"] = sum(1 for e in RunStore(path).events() if e["event"] == "emigrated")
+        island["migrations_in"] = state.count("immigrated")
+        island["migrations_out"] = state.count("emigrated")
         islands.append(island)
     bests = [dict(i["best"], island=i["island"]) for i in islands if i.get("best")]
     best = min(bests, key=lambda b: b["fitness"], default=None)

@@ -27,17 +27,17 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from workflow.backends.slurm import executor_parameters  # noqa: E402
-from workflow.backends.worker import run_evaluation  # noqa: E402
 from workflow.config import load_config  # noqa: E402
 from workflow.core import make_optimizer  # noqa: E402
 from workflow.driver import run_search  # noqa: E402
+from workflow.evaluate import EvaluationSpec, run_pack  # noqa: E402
 from workflow.store import RunStore  # noqa: E402
 
 
 def _config(tasks: int):
     return load_config(ROOT / "configs" / "smoke.yaml", [
         "backend.name=slurm", f"optimizer.population_size={tasks}", "optimizer.generations=1",
-        "optimizer.tournament_size=2", "task.n_samples=40", "train.epochs=1", "slurm.poll_s=1.0",
+        "optimizer.ga.tournament_size=2", "task.n_samples=40", "train.epochs=1", "slurm.poll_s=1.0",
         "slurm.mem_gb=0.5", f"slurm.array_parallelism={tasks}",
     ])
 
@@ -48,9 +48,10 @@ def bare(tasks: int, folder: Path) -> float:
     start = time.perf_counter()
     executor = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=0)
     executor.update_parameters(**executor_parameters(config, "bench-bare"))
-    jobs = executor.map_array(run_evaluation, candidates, [config.task] * tasks, [config.train] * tasks,
+    spec = EvaluationSpec.from_config(config, folder)
+    jobs = executor.map_array(run_pack, [[c] for c in candidates], [spec] * tasks,
                               [str(folder / "evals" / c.name) for c in candidates])
-    results = [job.result() for job in jobs]
+    results = [job.result()[0] for job in jobs]
     elapsed = time.perf_counter() - start
     assert all(r.ok for r in results), [r.reason for r in results if not r.ok]
     return elapsed

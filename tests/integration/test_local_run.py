@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import RecordingSink
+from workflow.backends import run_batch
 from workflow.backends.local import LocalBackend
 from workflow.config import load_config
-from workflow.records import Candidate, Hparams, Result
+from workflow.records import Candidate, Hparams
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -82,7 +84,7 @@ def test_rerun_same_config_is_a_no_op_and_different_config_is_refused(smoke_run)
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("optimizer.tournament_size=9", "config error: optimizer.tournament_size=9: must be <= "
+    ("optimizer.tournament_size=9", "config error: optimizer.ga.tournament_size=9: must be <= "
                                     "optimizer.population_size (4)"),
     ("space.hidden_size=[128,16]", "config error: space.hidden_size=[128, 16]: low must be <= high"),
     ("space.activation_tree=[relu, swish]", "config error: space.activation_tree='swish': unknown activation"),
@@ -103,29 +105,14 @@ def test_missing_data_dir_without_download_is_refused(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-class _Sink:
-    def __init__(self):
-        self.results: dict[str, Result] = {}
-
-    def submitted(self, names, info):
-        pass
-
-    def result(self, result):
-        assert result.name not in self.results
-        self.results[result.name] = result
-
-    def previous_submission(self, name):
-        return None
-
-
 def test_local_backend_turns_failures_into_results(tmp_path):
     config = load_config(SMOKE, ["backend.timeout_s=20", "train.epochs=1"])
     good = Candidate("good", Hparams(1, 16, "relu", 0.0), 1, 1, "ga", seed=1)
     bad = Candidate("bad", Hparams(1, 16, "no_such_activation", 0.0), 1, 2, "ga", seed=2)
     backend = LocalBackend(config, tmp_path)
-    sink = _Sink()
+    sink = RecordingSink()
     try:
-        backend.run([good, bad], sink)
+        run_batch(backend, [good, bad], sink)
     finally:
         backend.close()
     assert sink.results["good"].ok
@@ -137,9 +124,9 @@ def test_local_backend_times_out_and_reports_nan(tmp_path):
     slow_config = load_config(SMOKE, ["backend.timeout_s=0.5", "train.epochs=50", "task.n_samples=20000"])
     slow = Candidate("slow", Hparams(5, 128, "relu", 0.0), 1, 1, "ga", seed=1)
     backend = LocalBackend(slow_config, tmp_path)
-    sink = _Sink()
+    sink = RecordingSink()
     try:
-        backend.run([slow], sink)
+        run_batch(backend, [slow], sink)
     finally:
         backend.close()
     assert sink.results["slow"].status == "failed"
@@ -148,9 +135,9 @@ def test_local_backend_times_out_and_reports_nan(tmp_path):
     nan_config = load_config(SMOKE, ["train.learning_rate=1e12", "train.epochs=2"])
     diverging = Candidate("nan", Hparams(3, 128, "relu", 0.0), 1, 1, "ga", seed=1)
     backend = LocalBackend(nan_config, tmp_path)
-    sink = _Sink()
+    sink = RecordingSink()
     try:
-        backend.run([diverging], sink)
+        run_batch(backend, [diverging], sink)
     finally:
         backend.close()
     assert sink.results["nan"].status == "failed" and "non-finite" in sink.results["nan"].reason

@@ -11,7 +11,8 @@ import yaml
 
 from workflow.config import TaskConfig, TrainConfig
 from workflow.records import Candidate, Hparams
-from workflow.tracking import TrackingSpec, offline_records
+from workflow.tracking.readback import offline_records
+from workflow.tracking.spec import TrackingSpec
 from workflow.trainer import evaluate_pack
 
 ROOT = Path(__file__).resolve().parents[2]

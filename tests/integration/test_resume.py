@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import RecordingSink
+from workflow.backends import run_batch
 from workflow.backends.slurm import SlurmBackend
 from workflow.config import load_config
-from workflow.records import Candidate, Hparams, Result
+from workflow.records import Candidate, Hparams
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -108,22 +110,6 @@ def test_kill_9_at_every_point_then_resume_equals_an_uninterrupted_run(tmp_path)
         assert len(results) == len({e["result"]["name"] for e in results}) == 8, label
 
 
-class _Sink:
-    def __init__(self):
-        self.results: dict[str, Result] = {}
-        self.job_ids: dict[str, str] = {}
-
-    def submitted(self, names, info):
-        self.job_ids.update(info.get("job_ids") or {})
-
-    def result(self, result):
-        assert result.name not in self.results, "counted twice"
-        self.results[result.name] = result
-
-    def previous_submission(self, name):
-        return None
-
-
 def _sacct_attempts(job_id: str) -> list[str]:
     out = subprocess.run(["sacct", "-n", "-X", "-P", "-D", "-o", "JobID,State", "-j", job_id],
                          capture_output=True, text=True, check=True).stdout
@@ -172,7 +158,7 @@ def test_requeued_trainings_resume_from_their_checkpoint_and_count_once(tmp_path
     config = load_config(SMOKE, ["backend.name=slurm", "slurm.partition=gpu2", "slurm.time_min=1",
                                  "slurm.signal_delay_s=45", "slurm.max_requeues=40", "slurm.poll_s=0.5",
                                  "task.n_samples=10000", f"train.epochs={epochs}", "slurm.mem_gb=1"])
-    sink = _Sink()
+    sink = RecordingSink()
     backend = SlurmBackend(config, tmp_path)
     checkpoint = tmp_path / "evals" / "requeued" / "checkpoints" / "last.ckpt"
 
@@ -186,7 +172,7 @@ def test_requeued_trainings_resume_from_their_checkpoint_and_count_once(tmp_path
 
     requeuer = threading.Thread(target=requeue_once_checkpointed, daemon=True)
     requeuer.start()
-    backend.run([long, requeued], sink)
+    run_batch(backend, [long, requeued], sink)
     requeuer.join(timeout=5)
     assert set(sink.results) == {"long", "requeued"}
     for name in ("long", "requeued"):

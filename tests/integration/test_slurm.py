@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import RecordingSink
+from workflow.backends import run_batch
 from workflow.backends.slurm import SlurmBackend
 from workflow.config import load_config
-from workflow.records import Candidate, Hparams, Result
+from workflow.records import Candidate, Hparams
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -77,25 +79,9 @@ def test_nonexistent_partition_fails_before_submission(tmp_path):
     proc = cli("run", SMOKE, "backend.name=slurm", "slurm.partition=nope", "--run-dir", run_dir, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("error: config error: slurm.partition='nope': no such partition on this "
-                                   "cluster; available: gpu, gpu2")
+                                   "cluster; available: gpu, gpu2, urgent")
     assert not run_dir.exists()
     assert _sacct("-S", "now-1hours", "-o", "JobID") == before
-
-
-class RecordingSink:
-    def __init__(self):
-        self.results: dict[str, Result] = {}
-        self.events: list[dict] = []
-
-    def submitted(self, names, info):
-        self.events.append({"names": list(names), **info})
-
-    def result(self, result):
-        assert result.name not in self.results, "a result was reported twice"
-        self.results[result.name] = result
-
-    def previous_submission(self, name):
-        return None
 
 
 def _cancel_once_running(sink: RecordingSink, name: str,
@@ -136,7 +122,7 @@ def test_failures_in_one_array_are_recorded_with_their_state(tmp_path):
     backend = SlurmBackend(config, tmp_path)
     sink = RecordingSink()
     canceller = _cancel_once_running(sink, "cancelled")
-    backend.run([ok, raises, memory, timeout, cancelled], sink)
+    run_batch(backend, [ok, raises, memory, timeout, cancelled], sink)
     canceller.join(timeout=5)
     results = sink.results
     assert set(results) == {"ok", "raises", "memory", "timeout", "cancelled"}
@@ -178,7 +164,7 @@ def test_one_individual_trained_with_ddp_over_two_processes_in_one_task(tmp_path
                                  "train.accelerator=cpu", "train.devices=2", "train.epochs=2", "slurm.mem_gb=2"])
     cand = Candidate("ddp", Hparams(2, 32, "relu", 0.0), 1, 1, "ga", seed=3)
     sink = RecordingSink()
-    SlurmBackend(config, tmp_path).run([cand], sink)
+    run_batch(SlurmBackend(config, tmp_path), [cand], sink)
     result = sink.results["ddp"]
     assert result.ok, result.reason
     assert result.metrics["epochs"] == 2
@@ -234,10 +220,48 @@ def test_without_accounting_squeue_follows_the_tasks_and_a_vanished_one_is_lost(
     sink = RecordingSink()
     canceller = _cancel_once_running(sink, "cancelled", ready=lambda: "ok" in sink.results)
     with caplog.at_level("WARNING", logger="workflow"):
-        backend.run([ok, cancelled], sink)
+        run_batch(backend, [ok, cancelled], sink)
     canceller.join(timeout=5)
     assert sink.results["ok"].ok, sink.results["ok"].reason
     lost = sink.results["cancelled"]
     assert lost.status == "failed" and lost.reason.startswith("lost: no result and not known to Slurm for 5 s")
     assert any("sacct unavailable" in record.getMessage() and "falling back to squeue" in record.getMessage()
                for record in caplog.records)
+
+
+def test_a_preempted_task_is_submitted_again_and_its_evaluation_finishes_once(tmp_path):
+    """Partition "urgent" (node1, higher PriorityTier) preempts "gpu" with PreemptMode=CANCEL: the task ends
+    PREEMPTED for good; the backend submits it again under the same name and workdir, and it continues."""
+    config = load_config(SMOKE, ["backend.name=slurm", "slurm.partition=gpu", "slurm.poll_s=0.5", "slurm.mem_gb=0.5",
+                                 "objective.kind=python", f"objective.path={ROOT}", "objective.metric=value",
+                                 "objective.function=tests.objectives.landscape:steps_with_checkpoint"])
+    cand = Candidate("long", Hparams(2, 90, "tanh", 0.0), 1, 1, "ga", seed=1)
+    sink = RecordingSink()
+    backend = SlurmBackend(config, tmp_path)
+    step = tmp_path / "evals" / "long" / "step"
+    preempted: list[str] = []
+
+    def preempt_once_running():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not preempted:
+            if step.exists() and int(step.read_text() or 0) >= 5:  # running, with progress saved
+                preempted.append(sink.job_ids["long"])
+                subprocess.run(["sbatch", "-p", "urgent", "-c", "8", "--mem=1000M", "-J", "urgent-blocker", "-o", "/dev/null",
+                                "--wrap", "sleep 4"], check=True, capture_output=True)
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=preempt_once_running, daemon=True)
+    thread.start()
+    run_batch(backend, [cand], sink)
+    thread.join(timeout=5)
+    assert preempted, "the task never ran long enough to be preempted"
+    result = sink.results["long"]
+    assert result.ok, result.reason
+    assert result.metrics["attempt"] == 1 and result.metrics["resumed_from"] >= 5  # went on from its checkpoint
+    again = [e for e in sink.events if e.get("resubmit")]
+    assert [(e["event"], e["resubmit"], e["after"]) for e in again] == [("submitting", 1, "PREEMPTED"),
+                                                                       ("submitted", 1, "PREEMPTED")]
+    assert result.job_id == again[-1]["job_ids"]["long"] != preempted[0]
+    states = _await_sacct(preempted[0], lambda rows: rows and rows[0][1] == "PREEMPTED")
+    assert states[0][1] == "PREEMPTED", states
+    assert len(sink.results) == 1

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from workflow.backends.worker import run_evaluation
 from workflow.config import load_config
+from workflow.evaluate import EvaluationSpec, run_pack
 from workflow.records import Candidate, Hparams
-from workflow.tracking import TrackingSpec, offline_files, offline_records, read_offline_run
+from workflow.tracking.readback import offline_files, offline_records, read_offline_run
+from workflow.tracking.spec import TrackingSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -158,10 +159,10 @@ def test_requeued_evaluation_keeps_its_run_id(tmp_path):
     cand = Candidate(name="fitness-1-1", hparams=Hparams(2, 16, "relu", 0.1), generation=1, index=1,
                      optimizer="ga", seed=5)
     workdir = str(tmp_path / "evals" / cand.name)
-    first = run_evaluation(cand, config.task, config.train, workdir, spec)
+    first = run_pack([cand], EvaluationSpec(config.task, config.train, tracking=spec, checkpoint=True), str(workdir))[0]
     # The requeued task: same workdir and id; it resumes the checkpoint and trains the missing epoch.
     longer = config.train.model_copy(update={"epochs": 2})
-    second = run_evaluation(cand, config.task, longer, workdir, spec)
+    second = run_pack([cand], EvaluationSpec(config.task, longer, tracking=spec, checkpoint=True), str(workdir))[0]
     assert first.ok and second.ok
     files = offline_files(spec.dir)
     assert list(files) == [spec.run_id(cand.name)]  # one run id, one folder per attempt

@@ -2,7 +2,7 @@
 
 import pytest
 
-from workflow.backends.cluster import (
+from workflow.cluster import (
     Partition,
     check_request,
     parse_gpus,

@@ -26,7 +26,7 @@ def test_shipped_configs_are_valid(name):
 def test_sinewave_is_the_seed_experiment():
     config = load_config(CONFIGS / "sinewave.yaml")
     assert (config.optimizer.population_size, config.optimizer.generations) == (5, 20)
-    assert config.optimizer.tournament_size == 3
+    assert config.optimizer.ga.tournament_size == 3
     assert config.space.n_layers == (1, 5) and config.space.hidden_size == (16, 128)
     assert config.space.dropout == (0.0, 0.5)
     assert len(config.search_space().activations) == 6
@@ -42,22 +42,27 @@ def test_overrides_are_parsed_as_yaml():
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [
+    (["optimizer.population_size=5", "optimizer.ga.tournament_size=9"],
+     "config error: optimizer.ga.tournament_size=9: must be <= optimizer.population_size (5)"),
+    # Today's old key still works; the message names where it lives now.
     (["optimizer.population_size=5", "optimizer.tournament_size=9"],
-     "config error: optimizer.tournament_size=9: must be <= optimizer.population_size (5)"),
+     "config error: optimizer.ga.tournament_size=9: must be <= optimizer.population_size (5)"),
+
     (["space.hidden_size=[128,16]"],
      "config error: space.hidden_size=[128, 16]: low must be <= high (a [low, high] pair within [1, 65536])"),
     (["space.dropout=[0.2,1.5]"], "config error: space.dropout=[0.2, 1.5]: bounds must lie within [0.0, 0.99]"),
     (["space.activation_tree=[relu, swish]"],
      "config error: space.activation_tree='swish': unknown activation; allowed: relu, leaky_relu, elu, gelu, "
      "silu, selu, mish, softplus, sigmoid, tanh, hardtanh, identity"),
-    (["optimizer.activation_base=1"],
-     "config error: optimizer.activation_base=1.0: must be > 1 (larger explores more)"),
+    (["optimizer.ga.activation_base=1"],
+     "config error: optimizer.ga.activation_base=1.0: must be > 1 (larger explores more)"),
     (["train.epochs=0"], "config error: train.epochs=0: input should be greater than or equal to 1"),
     (["optimizer.generations=-1"],
      "config error: optimizer.generations=-1: input should be greater than or equal to 1"),
     (["optimizer.colour=red"], "config error: optimizer.colour='red': unknown key; allowed: name, "
-     "population_size, generations, tournament_size, crossover_prob, mutation_prob, elitism, activation_base, "
-     "bound_handling, mutation, bo_initial_points, bo_acq_func, bo_base_estimator"),
+     "population_size, generations, max_failure_rate, ga, bo"),
+    (["optimizer.ga.colour=red"], "config error: optimizer.ga.colour='red': unknown key; allowed: "
+     "tournament_size, crossover_prob, mutation_prob, elitism, activation_base, bound_handling, mutation"),
     (["optimizer.name=cmaes"], "config error: optimizer.name='cmaes': must be one of 'ga', 'bo' or 'random'"),
     (["backend.workers=two"], "config error: backend.workers='two': input should be a valid integer, "
      "unable to parse string as an integer"),
@@ -67,6 +72,29 @@ def test_overrides_are_parsed_as_yaml():
 ])
 def test_bad_values_give_one_clear_line(overrides, expected):
     assert _error(overrides) == expected
+
+
+def test_the_ga_rules_bind_only_the_ga():
+    # A tournament larger than the population means nothing to BO or random search.
+    for name in ("bo", "random"):
+        config = load_config(CONFIGS / "smoke.yaml", [f"optimizer.name={name}", "optimizer.ga.tournament_size=9"])
+        assert config.optimizer.ga.tournament_size == 9
+
+
+def test_an_old_key_beside_its_new_one_in_a_file_is_refused(tmp_path):
+    path = tmp_path / "both.yaml"
+    path.write_text("optimizer:\n  tournament_size: 2\n  ga: {tournament_size: 3}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == ("config error: optimizer.tournament_size=2: moved to optimizer.ga.tournament_size, "
+                               "which is also given; keep only that one")
+
+
+def test_keys_of_version_0_1_are_moved_to_their_sections():
+    config = load_config(CONFIGS / "smoke.yaml", ["optimizer.bo_initial_points=4", "optimizer.elitism=2",
+                                                  "optimizer.mutation={n_layers_step: 1}"])
+    assert config.optimizer.bo.initial_points == 4 and config.optimizer.ga.elitism == 2
+    assert config.optimizer.ga.mutation.n_layers_step == 1
 
 
 def test_unknown_top_level_section():

@@ -7,12 +7,18 @@ from pathlib import Path
 import pytest
 
 from workflow.config import from_mapping
+from workflow.core import make_optimizer
 from workflow.core.ga import GeneticAlgorithm
 from workflow.core.migration import migration_due, neighbours, select_emigrants, senders_to
-from workflow.islands.runner import island_dir, run_island
+from workflow.driver import SearchRun
+from workflow.driver.replay import replay
+from workflow.islands.runner import MigrationObserver, run_island
 from workflow.islands.transport import LocalHub
 from workflow.records import Candidate, Evaluated, Hparams, Result
 from workflow.store import RunStore
+from workflow.store.layout import island_dir
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ev(name, fitness, ok=True):
@@ -48,42 +54,23 @@ def test_immigrants_replace_the_worst():
     assert sorted(e.candidate.name for e in ga.population) == ["a", "c", "x", "y"]
 
 
-class SyntheticBackend:
-    """A fake at the process boundary: fitness from a known landscape instead of a training process."""
-
-    name = "synthetic"
-
-    def run(self, candidates, sink):
-        sink.submitted([c.name for c in candidates], {"backend": "synthetic"})
-        for c in candidates:
-            hp = c.hparams
-            sink.result(Result(c.name, "ok", abs(hp.n_layers - 2) + abs(hp.hidden_size - 90) / 10 + hp.dropout))
-
-    def close(self):
-        pass
-
-
 def _run_islands(parent: Path, mode="async", count=3, generations=4, interval=1):
+    # Cheap evaluations in each island's own thread: a Python objective through the inline backend.
     config = from_mapping({"name": "isl", "seed": 5, "optimizer": {"population_size": 4, "generations": generations,
-                                                                   "tournament_size": 2},
+                                                                   "ga": {"tournament_size": 2}},
+                           "objective": {"kind": "python", "function": "tests.objectives.landscape:seed_landscape",
+                                         "path": str(ROOT)},
+                           "backend": {"name": "inline"},
                            "islands": {"count": count, "interval": interval, "migrants": 1, "mode": mode,
                                        "sync_timeout_s": 30}})
     hub = LocalHub(count)
     errors: list[Exception] = []
-    # All threads share the module; patch once for every island instead of per thread.
-    import workflow.islands.runner as runner
-
-    original = runner.run_search
-    runner.run_search = lambda cfg, run_dir, **kw: original(cfg, run_dir, backend=SyntheticBackend(), **kw)
-    try:
-        threads = [threading.Thread(target=lambda k=k: _guard(run_island, config, parent, hub.transport(k), errors))
-                   for k in range(count)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
-    finally:
-        runner.run_search = original
+    threads = [threading.Thread(target=lambda k=k: _guard(run_island, config, parent, hub.transport(k), errors))
+               for k in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
     return config, errors
 
 
@@ -106,7 +93,7 @@ def test_three_islands_exchange_and_journal_migrations(tmp_path, mode):
         assert [e["batch"] for e in sent] == [1, 2, 3]
         assert all(e["to"] == [(k + 1) % 3] for e in sent)
         received = [e for e in events if e["event"] == "immigrated"]
-        assert all(e["from"] == (k - 1) % 3 for e in received)
+        assert received and all(e["from"] == (k - 1) % 3 for e in received)
         if mode == "sync":
             assert sorted(e["generation"] for e in received) == [1, 2, 3]
         state = RunStore(island_dir(parent, k)).replay()
@@ -126,18 +113,13 @@ def test_in_flight_migrants_are_recovered_from_the_senders_journal(tmp_path):
     lines = (path / "journal.jsonl").read_text().splitlines()
     cut = next(i for i, line in enumerate(lines) if '"event":"told","batch":3' in line)
     (path / "journal.jsonl").write_text("\n".join(lines[: cut + 1]) + "\n")
-    from workflow.islands.runner import MigrationHook
-
     store = RunStore(path)
     state = store.replay()
     assert "0:3" not in state.migrations_applied
-    from workflow.core import make_optimizer
-    from workflow.driver import replay
-
     opt = make_optimizer(config, island=1)
     replay(opt, state)
     hub = LocalHub(3)
-    MigrationHook(config, 1, hub.transport(1), parent).on_resume(opt, store, state)
+    MigrationObserver(config, 1, hub.transport(1), parent).started(SearchRun(config, store, state, opt, island=1))
     assert "0:3" in store.replay().migrations_applied
     # It also sends what it had not sent before dying.
     assert [e["id"] for e in store.events() if e["event"] == "emigrated"][-1] == "1:3"

@@ -14,9 +14,9 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812 - the usual torch alias
 
 from workflow.config import TaskConfig, TrainConfig
+from workflow.packing import device_pack_size
 from workflow.records import Candidate, Hparams
 from workflow.trainer import evaluate, evaluate_pack
-from workflow.trainer import packed as packed_module
 from workflow.trainer.data import TaskData, load_task
 from workflow.trainer.lightning_engine import IndexBatches, train_one
 from workflow.trainer.model import build_mlp
@@ -28,6 +28,7 @@ from workflow.trainer.packed import (
     train_pack,
     train_step,
 )
+from workflow.trainer.packed.loop import Pack
 
 SMALL_TASK = TaskConfig(name="sinewave", n_samples=1000, val_fraction=0.2, data_seed=3)
 SIX = ("relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh")
@@ -318,14 +319,14 @@ def test_packs_are_chunked_by_pack_size(tmp_path):
     results = train_pack(cands, SMALL_TASK, train, workdir=tmp_path)
     assert [r.name for r in results] == [c.name for c in cands] and all(r.ok for r in results)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["packed-0.ckpt", "packed-1.ckpt"]
-    assert packed_module.default_pack_size(TrainConfig(), torch.device("cpu"), 7) == 7
-    assert packed_module.default_pack_size(TrainConfig(), torch.device("cuda"), 700) == 128
-    assert packed_module.default_pack_size(TrainConfig(pack_size=3), torch.device("cuda"), 700) == 3
+    assert device_pack_size(TrainConfig(), 7, gpu=False) == 7
+    assert device_pack_size(TrainConfig(), 700, gpu=True) == 128
+    assert device_pack_size(TrainConfig(pack_size=3), 700, gpu=True) == 3
 
 
 def test_classification_metrics():
     cands = [cand(hp, seed=i, index=i) for i, hp in enumerate(MIXED[:3])]
-    pack = packed_module._Pack(cands, classification_data(), TrainConfig(epochs=2), torch.device("cpu"))
+    pack = Pack(cands, classification_data(), TrainConfig(epochs=2), torch.device("cpu"))
     pack.run(None)
     for r in pack.results():
         assert r.ok and set(r.metrics) == {"val_loss", "val_acc", "train_loss", "epochs"}
@@ -336,7 +337,7 @@ def test_early_stopping_per_member_follows_lightnings_rule():
     cands = [cand(hp, seed=i, index=i) for i, hp in enumerate(MIXED[:6])]
     data = load_task(SMALL_TASK)
     train = TrainConfig(epochs=8, early_stopping_patience=1, learning_rate=0.02, num_threads=1)
-    pack = packed_module._Pack(cands, data, train, torch.device("cpu"))
+    pack = Pack(cands, data, train, torch.device("cpu"))
     pack.run(None)
     results = pack.results()
     stopped_early = 0
@@ -367,16 +368,16 @@ def test_a_requeued_pack_continues_exactly(tmp_path, monkeypatch):
     train = TrainConfig(epochs=3, num_threads=1)
     uninterrupted = train_pack(cands, SMALL_TASK, train, workdir=tmp_path / "a")
 
-    original = packed_module._Pack.save
+    original = Pack.save
 
     def killed_after_first_epoch(self, path):
         original(self, path)
         raise KeyboardInterrupt("requeued")
 
-    monkeypatch.setattr(packed_module._Pack, "save", killed_after_first_epoch)
+    monkeypatch.setattr(Pack, "save", killed_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
         train_pack(cands, SMALL_TASK, train, workdir=tmp_path / "b")
-    monkeypatch.setattr(packed_module._Pack, "save", original)
+    monkeypatch.setattr(Pack, "save", original)
     state = torch.load(tmp_path / "b" / "packed.ckpt", weights_only=True)
     assert state["epoch"] == 1
     resumed = train_pack(cands, SMALL_TASK, train, workdir=tmp_path / "b")
@@ -442,17 +443,17 @@ def test_cuda_graphs_with_dropout_early_stopping_and_a_requeue(tmp_path, monkeyp
     uninterrupted = train_pack(cands, SMALL_TASK, train, device="cuda")
     assert all(r.ok and math.isfinite(r.fitness) for r in uninterrupted)  # members leave, graphs are re-captured
 
-    original = packed_module._Pack.save
+    original = Pack.save
 
     def killed_after_second_epoch(self, path):
         original(self, path)
         if self.epoch == 2:
             raise KeyboardInterrupt("requeued")
 
-    monkeypatch.setattr(packed_module._Pack, "save", killed_after_second_epoch)
+    monkeypatch.setattr(Pack, "save", killed_after_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         train_pack(cands, SMALL_TASK, train, device="cuda", workdir=tmp_path)
-    monkeypatch.setattr(packed_module._Pack, "save", original)
+    monkeypatch.setattr(Pack, "save", original)
     resumed = train_pack(cands, SMALL_TASK, train, device="cuda", workdir=tmp_path)
     # The batch order, weights, Adam state and the device's generator continue where they were.
     for a, b in zip(uninterrupted, resumed):
@@ -467,7 +468,7 @@ def test_the_graph_step_arithmetic_matches_the_eager_loop():
     data = load_task(SMALL_TASK)
     results = []
     for static in (False, True):
-        pack = packed_module._Pack(cands, data, TrainConfig(epochs=2), torch.device("cpu"))
+        pack = Pack(cands, data, TrainConfig(epochs=2), torch.device("cpu"))
         pack.static_steps = static
         pack.run(None)
         results.append(pack.results())

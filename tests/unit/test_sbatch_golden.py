@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from submitit.slurm.slurm import _make_sbatch_string
 
-from workflow.backends.cluster import validate_slurm_strings
 from workflow.backends.slurm import executor_parameters
+from workflow.cluster import validate_slurm_strings
 from workflow.config import from_mapping
 from workflow.errors import ConfigError
 

@@ -8,7 +8,8 @@ import pytest
 from workflow.config import from_mapping
 from workflow.errors import RunDirError
 from workflow.records import Candidate, Hparams, Result
-from workflow.store import RunStore, read_results_csv
+from workflow.store import RunStore
+from workflow.store.results import read_results_csv
 
 
 def _cand(i):

@@ -14,17 +14,12 @@ import pytest
 from workflow.config import from_mapping
 from workflow.records import Candidate, Hparams, Result
 from workflow.store import RunStore
-from workflow.summary import markdown, summary_rows
-from workflow.tracking import (
-    EvaluationTracker,
-    RunRecord,
-    TrackingSpec,
-    compare,
-    evaluation_config,
-    make_run_id,
-    result_summary,
-    run_dir_tag,
-)
+from workflow.tables import markdown_table
+from workflow.tracking.check import compare
+from workflow.tracking.evaluation import EvaluationTracker, evaluation_config, result_summary
+from workflow.tracking.readback import RunRecord
+from workflow.tracking.spec import TrackingSpec, make_run_id, run_dir_tag
+from workflow.tracking.summary import COLUMNS, summary_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "MARKER-unit-7f3c9e1d2b"
@@ -164,7 +159,7 @@ def test_summary_rows_sorted_failed_last_incomplete_left_out():
     rows, incomplete = summary_rows(records)
     assert [r["name"] for r in rows] == ["a", "b", "c"] and rows[2]["fitness"] == float("inf")
     assert incomplete == ["d"]
-    table = markdown(rows, "t").splitlines()
+    table = markdown_table(COLUMNS, rows, "t").splitlines()
     assert table[2] == "| name | dropout | hidden_size | n_layers | activation | fitness |"
     assert table[4] == "| a | 0.1 | 16 | 1 | relu | 0.1 |"
 
@@ -175,13 +170,18 @@ _SCRIPT = textwrap.dedent("""
     import json, logging, os, socket, sys
     from pathlib import Path
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    import workflow.tracking
-    from workflow.backends.worker import run_evaluation
+    import workflow.tracking.evaluation
+    from workflow.evaluate import EvaluationSpec, run_pack
     from workflow.config import from_mapping
     from workflow.records import Candidate, Hparams
-    from workflow.tracking import TrackingSpec, offline_files
+    from workflow.tracking.readback import offline_files
+    from workflow.tracking.spec import TrackingSpec
 
     tmp, case = Path(sys.argv[1]), sys.argv[2]
+
+    def evaluate(tracking):
+        spec = EvaluationSpec(config.task, config.train, tracking=tracking)
+        return run_pack([cand], spec, str(tmp / "evals"))[0].status
     config = from_mapping({"task": {"n_samples": 200}, "train": {"epochs": 1}})
     cand = Candidate(name="fitness-1-1", hparams=Hparams(1, 16, "relu", 0.0), generation=1, index=1,
                      optimizer="ga", seed=1)
@@ -189,21 +189,21 @@ _SCRIPT = textwrap.dedent("""
                           tag="t")
     out = {"after_import": "wandb" in sys.modules}
     if case == "a":
-        out["disabled"] = run_evaluation(cand, config.task, config.train, tracking=None).status
+        out["disabled"] = evaluate(None)
         out["disabled_imports_wandb"] = "wandb" in sys.modules
         # A run directory W&B cannot write into (its path goes through a regular file).
         (tmp / "file").write_text("x")
         bad = TrackingSpec(mode="offline", project="p", entity=None, group="g",
                            dir=str(tmp / "file" / "wandb"), tag="t")
-        out["unwritable"] = run_evaluation(cand, config.task, config.train, tracking=bad).status
+        out["unwritable"] = evaluate(bad)
         # Online, W&B server unreachable: the run is kept offline at once (no 90 s init timeout).
         os.environ["WANDB_BASE_URL"] = "http://127.0.0.1:9"
-        out["online"] = run_evaluation(cand, config.task, config.train, tracking=online).status
+        out["online"] = evaluate(online)
     else:
         # Online, server reachable (a listening socket) but no API key: wandb.init fails, the run is kept offline.
         server = socket.create_server(("127.0.0.1", 0))
         os.environ["WANDB_BASE_URL"] = f"http://127.0.0.1:{server.getsockname()[1]}"
-        out["online"] = run_evaluation(cand, config.task, config.train, tracking=online).status
+        out["online"] = evaluate(online)
         server.close()  # a server that accepts but never answers would hold wandb's exit for 10 s
     out["offline_fallback"] = sorted(offline_files(online.dir))
     print(json.dumps(out))

@@ -1,19 +1,24 @@
-"""The evaluation-backend interface: run a batch of candidates, report each result as it arrives."""
+"""The evaluation-backend interface: submit candidates, collect each result as it arrives.
+
+A backend never loses a candidate: every submitted candidate gets exactly one result through
+:meth:`Sink.result`, a failed one when the evaluation raised, returned a non-finite loss, timed out or died
+with its Slurm task. :func:`run_batch` is the generational use (submit a batch, wait for all of it); a
+steady-state driver submits as slots free and collects whatever has arrived.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from workflow.config import Config
+from workflow.evaluate import EvaluationSpec
 from workflow.records import Candidate, Result
 
-if TYPE_CHECKING:
-    from workflow.config import Config
 
-
-class BatchSink(Protocol):
-    """What a backend reports to while a batch runs (the driver records it in the journal)."""
+class Sink(Protocol):
+    """What a backend reports to (the driver records it in the journal)."""
 
     def submitted(self, names: Sequence[str], info: dict[str, Any]) -> None:
         """The given evaluations were handed to the executor (e.g. Slurm job ids)."""
@@ -28,20 +33,41 @@ class BatchSink(Protocol):
 class Backend(Protocol):
     name: str
 
-    def run(self, candidates: Sequence[Candidate], sink: BatchSink) -> None:
-        """Evaluate all ``candidates``; return once ``sink.result`` was called for each of them."""
+    def bind(self, config: Config, run_dir: Path) -> None:
+        """Serve the run in ``run_dir`` from now on (nothing may be in flight)."""
+
+    def submit(self, candidates: Sequence[Candidate], sink: Sink) -> None:
+        """Start evaluating ``candidates`` (re-attaching to an earlier driver's submission of them); return soon."""
+
+    def collect(self, sink: Sink, timeout_s: float | None = None) -> int:
+        """Report the results that have arrived; when none has, wait for one, at most ``timeout_s`` (None: no
+        limit while anything is in flight). Returns how many results were reported."""
+
+    def in_flight(self) -> int:
+        """Submitted candidates whose result has not been reported yet."""
 
     def close(self) -> None:
-        """Release workers and connections."""
+        """Release workers and connections (harmless when called again)."""
 
 
-def make_backend(config: Config, run_dir: Path) -> Backend:
-    if config.backend.name == "local":
-        from workflow.backends.local import LocalBackend
+class BackendBase:
+    """What every backend holds: the config, the run directory and the evaluation spec its tasks get."""
 
-        return LocalBackend(config, run_dir)
-    if config.backend.name == "slurm":
-        from workflow.backends.slurm import SlurmBackend
+    name = "base"
 
-        return SlurmBackend(config, run_dir)
-    raise ValueError(f"unknown backend {config.backend.name!r}")
+    def __init__(self, config: Config, run_dir: Path) -> None:
+        self.bind(config, run_dir)
+
+    def bind(self, config: Config, run_dir: Path) -> None:
+        """Serve the run in ``run_dir`` (``compare`` runs several searches in turn with one backend, keeping
+        e.g. a warm worker pool)."""
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.spec = EvaluationSpec.from_config(config, self.run_dir)
+
+
+def run_batch(backend: Backend, candidates: Sequence[Candidate], sink: Sink) -> None:
+    """Evaluate ``candidates`` and return once every one of them has its result."""
+    backend.submit(candidates, sink)
+    while backend.in_flight():
+        backend.collect(sink)

@@ -2,6 +2,8 @@
 
 Workers live for the whole run so torch is imported and the dataset loaded once per worker, not once per
 evaluation. pebble kills a worker whose evaluation exceeds ``backend.timeout_s`` and starts a new one.
+``compare`` keeps one pool for all its runs (:meth:`bind`): starting one costs seconds, every worker
+importing torch.
 """
 
 from __future__ import annotations
@@ -16,27 +18,21 @@ from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
-from workflow.backends.base import BatchSink
-from workflow.backends.packing import make_packs, pack_size, pack_workdir
-from workflow.backends.worker import run_pack
+from workflow.backends.base import BackendBase, Sink
 from workflow.config import Config
+from workflow.evaluate import run_pack
+from workflow.packing import make_packs, pack_size
 from workflow.records import Candidate, Result
-from workflow.tracking import TrackingSpec
+from workflow.store.layout import pack_workdir
 
 
-class LocalBackend:
+class LocalBackend(BackendBase):
     name = "local"
 
     def __init__(self, config: Config, run_dir: Path) -> None:
+        super().__init__(config, run_dir)
         self._pool: ProcessPool | None = None
-        self.rebind(config, run_dir)
-
-    def rebind(self, config: Config, run_dir: Path) -> None:
-        """Serve another run with the same warm workers (``compare`` runs several searches in turn; starting
-        a pool costs seconds per run, every worker importing torch)."""
-        self.config = config
-        self.run_dir = Path(run_dir)
-        self.tracking = TrackingSpec.from_config(config, self.run_dir)
+        self._futures: dict[Future[Any], tuple[list[Candidate], float]] = {}
 
     def _get_pool(self) -> ProcessPool:
         if self._pool is None:
@@ -45,26 +41,34 @@ class LocalBackend:
                                      context=multiprocessing.get_context("spawn"))
         return self._pool
 
-    def run(self, candidates: Sequence[Candidate], sink: BatchSink) -> None:
+    def submit(self, candidates: Sequence[Candidate], sink: Sink) -> None:
+        if not candidates:
+            return
         pool = self._get_pool()
-        timeout = self.config.backend.timeout_s
-        size = pack_size(self.config, len(candidates), slots=self.config.backend.workers)
-        futures: dict[Any, tuple[list[Candidate], float]] = {}
+        size = pack_size(self.config.train, len(candidates), slots=self.config.backend.workers)
         for pack in make_packs(candidates, size):
-            workdir = str(pack_workdir(self.run_dir, pack)) if len(pack) > 1 else None
-            future = pool.schedule(run_pack, args=(pack, self.config.task, self.config.train, workdir),
-                                   kwargs={"tracking": self.tracking}, timeout=timeout)
-            futures[future] = (pack, time.monotonic())
-        sink.submitted([c.name for c in candidates], {"backend": "local", "pack_size": size})
-        remaining: set[Future[Any]] = set(futures)
-        while remaining:
-            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-            for finished in done:
-                pack, started = futures[finished]
-                for result in _outcome(finished, pack, time.monotonic() - started, timeout):
-                    sink.result(result)
+            future = pool.schedule(run_pack, args=(pack, self.spec, str(pack_workdir(self.run_dir, pack))),
+                                   timeout=self.config.backend.timeout_s)
+            self._futures[future] = (pack, time.monotonic())
+        sink.submitted([c.name for c in candidates], {"backend": self.name, "pack_size": size})
+
+    def collect(self, sink: Sink, timeout_s: float | None = None) -> int:
+        if not self._futures:
+            return 0
+        done, _ = wait(list(self._futures), timeout=timeout_s, return_when=FIRST_COMPLETED)
+        count = 0
+        for finished in done:
+            pack, started = self._futures.pop(finished)
+            for result in _outcome(finished, pack, time.monotonic() - started, self.config.backend.timeout_s):
+                sink.result(result)
+                count += 1
+        return count
+
+    def in_flight(self) -> int:
+        return sum(len(pack) for pack, _ in self._futures.values())
 
     def close(self) -> None:
+        self._futures.clear()
         if self._pool is not None:
             self._pool.stop()
             self._pool.join()

@@ -7,7 +7,10 @@ Submission, pickling and result files are submitit's. What we add:
   so a driver that dies in between can find its jobs instead of submitting them twice;
 - results recorded as each task finishes, with sacct's state deciding when a task died without a result
   (squeue and a grace time when accounting is unavailable);
-- re-attaching to tasks submitted by an earlier driver (submitit jobs rebuilt from folder and job id).
+- re-attaching to tasks submitted by an earlier driver (submitit jobs rebuilt from folder and job id);
+- preemption and node failures are not the evaluation's fault: a task that ends PREEMPTED (and is not coming
+  back by itself), NODE_FAIL or BOOT_FAIL is submitted again under the same name and work directory (its
+  checkpoint continues), journaled, at most ``slurm.max_resubmits`` times; then it is a failed result.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from typing import Any
 
 import submitit
 
-from workflow.backends.base import BatchSink
-from workflow.backends.cluster import (
+from workflow.backends.base import BackendBase, Sink
+from workflow.backends.slurm_task import SlurmEvaluation
+from workflow.cluster import (
     FINAL_STATES,
     cancel,
     check_request,
@@ -35,17 +39,20 @@ from workflow.backends.cluster import (
     query_states,
     validate_slurm_strings,
 )
-from workflow.backends.packing import make_packs, pack_size, pack_workdir
-from workflow.backends.slurm_task import SlurmEvaluation
 from workflow.config import Config
 from workflow.errors import ClusterError
 from workflow.faults import crash_point
+from workflow.packing import make_packs, pack_size
 from workflow.records import Candidate, Result
-from workflow.tracking import TrackingSpec
+from workflow.store.layout import pack_workdir
 
 log = logging.getLogger(__name__)
 
 STDERR_TAIL_CHARS = 1500
+#: Final states that say nothing about the evaluation itself: the task is submitted again.
+RESUBMIT_STATES = {"PREEMPTED", "NODE_FAIL", "BOOT_FAIL"}
+#: What :meth:`SlurmBackend._outcome` returns for a task to submit again.
+RESUBMIT = "resubmit"
 
 
 def executor_parameters(config: Config, job_name: str) -> dict[str, Any]:
@@ -77,16 +84,23 @@ def executor_parameters(config: Config, job_name: str) -> dict[str, Any]:
     return params
 
 
-class SlurmBackend:
+class SlurmBackend(BackendBase):
     name = "slurm"
 
     def __init__(self, config: Config, run_dir: Path) -> None:
-        self.config = config
-        self.run_dir = Path(run_dir)
-        self.folder = self.run_dir / config.slurm.folder
-        self._checked = False
+        super().__init__(config, run_dir)
         self._max_array: int | None = None
         self._sacct_warned = False
+        #: Tasks in flight: {job id: (its submitit job, the evaluations it holds)}.
+        self._groups: dict[str, tuple[submitit.Job[Any], list[Candidate]]] = {}
+        self._unseen_since: dict[str, float] = {}
+        #: How many times each evaluation was submitted again after a preemption or node failure.
+        self._resubmits: dict[str, int] = {}
+
+    def bind(self, config: Config, run_dir: Path) -> None:
+        super().bind(config, run_dir)
+        self.folder = self.run_dir / config.slurm.folder
+        self._checked = False  # another run may ask for another partition
 
     # -- checks -------------------------------------------------------------------------------------
 
@@ -101,15 +115,25 @@ class SlurmBackend:
 
     # -- running ------------------------------------------------------------------------------------
 
-    def run(self, candidates: Sequence[Candidate], sink: BatchSink) -> None:
+    def submit(self, candidates: Sequence[Candidate], sink: Sink) -> None:
+        if not candidates:
+            return
         self.preflight()
         jobs = self._reattach(candidates, sink)
         fresh = [c for c in candidates if c.name not in jobs]
         if fresh:
             jobs.update(self._submit(fresh, sink))
-        self._collect(jobs, sink)
+        self._track(candidates, jobs)
 
-    def _reattach(self, candidates: Sequence[Candidate], sink: BatchSink) -> dict[str, submitit.Job[Any]]:
+    def _track(self, candidates: Sequence[Candidate], jobs: dict[str, submitit.Job[Any]]) -> None:
+        for cand in candidates:
+            job = jobs[cand.name]
+            self._groups.setdefault(job.job_id, (job, []))[1].append(cand)
+
+    def in_flight(self) -> int:
+        return sum(len(cands) for _, cands in self._groups.values())
+
+    def _reattach(self, candidates: Sequence[Candidate], sink: Sink) -> dict[str, submitit.Job[Any]]:
         """Jobs an earlier driver submitted for these candidates (by recorded id, or found by job name)."""
         jobs: dict[str, submitit.Job[Any]] = {}
         intents: dict[str, dict[str, Any]] = {}
@@ -117,6 +141,7 @@ class SlurmBackend:
             previous = sink.previous_submission(cand.name)
             if not previous:
                 continue
+            self._resubmits[cand.name] = int(previous.get("resubmit", 0))
             folder = str(previous.get("folder", self.folder / "%j"))
             job_id = (previous.get("job_ids") or {}).get(cand.name)
             if job_id:
@@ -159,14 +184,14 @@ class SlurmBackend:
             return {name: array_id for name in packs[0]}
         return {name: f"{array_id}_{i}" for i, pack in enumerate(packs) for name in pack}
 
-    def _submit(self, cands: Sequence[Candidate], sink: BatchSink) -> dict[str, submitit.Job[Any]]:
+    def _submit(self, cands: Sequence[Candidate], sink: Sink, again: dict[str, Any] | None = None
+                ) -> dict[str, submitit.Job[Any]]:
+        """sbatch ``cands`` as job arrays (``again``: why and how often they were submitted before)."""
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         max_array = max((self._max_array or 1001) - 1, 1)
-        size = pack_size(self.config, len(cands), gpu=gpus_per_task(self.config) > 0)
+        size = pack_size(self.config.train, len(cands), gpu=gpus_per_task(self.config) > 0)
         all_packs = make_packs(cands, size)
         jobs: dict[str, submitit.Job[Any]] = {}
-        task, train = self.config.task, self.config.train
-        tracking = TrackingSpec.from_config(self.config, self.run_dir)
         for start in range(0, len(all_packs), max_array):
             packs = all_packs[start:start + max_array]
             generation = packs[0][0].generation
@@ -174,19 +199,18 @@ class SlurmBackend:
             names = [c.name for pack in packs for c in pack]
             # The intent is durable before sbatch runs: a driver dying right after sbatch is found by tag.
             sink.submitted(names, {"event": "submitting", "tag": tag, "folder": str(self.folder / "%j"),
-                                   "packs": [[c.name for c in pack] for pack in packs]})
+                                   "packs": [[c.name for c in pack] for pack in packs], **(again or {})})
             executor = submitit.SlurmExecutor(folder=self.folder / "%j",
                                               max_num_timeout=self.config.slurm.max_requeues)
             executor.update_parameters(**executor_parameters(self.config, tag))
             n = len(packs)
-            submitted = executor.map_array(SlurmEvaluation(), packs, [task] * n, [train] * n,
-                                           [str(pack_workdir(self.run_dir, pack)) for pack in packs],
-                                           [tracking] * n)
+            submitted = executor.map_array(SlurmEvaluation(), packs, [self.spec] * n,
+                                           [str(pack_workdir(self.run_dir, pack)) for pack in packs])
             crash_point("after-sbatch")
             job_ids = {c.name: job.job_id for pack, job in zip(packs, submitted) for c in pack}
             array_id = submitted[0].job_id.split("_")[0]
             sink.submitted(names, {"tag": tag, "folder": str(self.folder / "%j"), "job_ids": job_ids,
-                                   "array_id": array_id})
+                                   "array_id": array_id, **(again or {})})
             log.info("generation %d: submitted %d evaluations in %d tasks as Slurm array %s", generation,
                      len(names), n, array_id)
             jobs.update({c.name: job for pack, job in zip(packs, submitted) for c in pack})
@@ -194,24 +218,36 @@ class SlurmBackend:
 
     # -- collecting ---------------------------------------------------------------------------------
 
-    def _collect(self, jobs: dict[str, submitit.Job[Any]], sink: BatchSink) -> None:
-        """Wait for every task; record each task's results (one per evaluation it holds) as it finishes."""
-        groups: dict[str, tuple[submitit.Job[Any], list[str]]] = {}
-        for name, job in jobs.items():
-            groups.setdefault(job.job_id, (job, []))[1].append(name)
-        unseen_since: dict[str, float] = {}
-        while groups:
-            states = self._states({job_id: job for job_id, (job, _) in groups.items()})
+    def collect(self, sink: Sink, timeout_s: float | None = None) -> int:
+        """Poll the tasks' states every ``slurm.poll_s``; report every task that is over (one result per
+        evaluation it holds) as soon as a poll finds one, or after ``timeout_s`` with nothing."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self._groups:
+            states = self._states({job_id: job for job_id, (job, _) in self._groups.items()})
             now = time.monotonic()
-            for job_id, (job, names) in list(groups.items()):
-                results = self._finished_results(names, job, states.get(job_id), now, unseen_since)
-                if results is not None:
-                    for result in results:
-                        sink.result(result)
-                    del groups[job_id]
-            if groups:
-                crash_point("while-running")
-                time.sleep(self.config.slurm.poll_s)
+            count = 0
+            again: dict[str, list[Candidate]] = {}
+            for job_id, (job, cands) in list(self._groups.items()):
+                outcome = self._outcome(cands, job, states.get(job_id), now)
+                if outcome is None:
+                    continue
+                del self._groups[job_id]
+                self._unseen_since.pop(job_id, None)
+                if isinstance(outcome, str):  # RESUBMIT
+                    again.setdefault(str(states.get(job_id)), []).extend(cands)
+                    continue
+                for result in outcome:
+                    sink.result(result)
+                count += len(outcome)
+            for state, cands in again.items():
+                self._resubmit(cands, state, sink)
+            if count:
+                return count
+            if deadline is not None and now >= deadline:
+                return 0
+            crash_point("while-running")
+            time.sleep(self.config.slurm.poll_s)
+        return 0
 
     def _states(self, jobs: dict[str, submitit.Job[Any]]) -> dict[str, str]:
         """{job id: state} for the given jobs (keyed by job id)."""
@@ -229,28 +265,56 @@ class SlurmBackend:
                 return {}
             return {job.job_id: queued.get(job.job_id, "GONE") for job in jobs.values()}
 
-    def _finished_results(self, names: list[str], job: submitit.Job[Any], state: str | None, now: float,
-                          unseen_since: dict[str, float]) -> list[Result] | None:
-        """The task's results once it is over (failed results when it died), else None."""
+    def _resubmit(self, cands: list[Candidate], state: str, sink: Sink) -> None:
+        """Submit again what a preemption or a node failure took (same names, work directories, checkpoints)."""
+        count = max(self._resubmits.get(c.name, 0) for c in cands) + 1
+        for cand in cands:
+            self._resubmits[cand.name] = count
+        log.warning("%d evaluations ended %s (not their fault): submitting them again (%d of at most %d)",
+                    len(cands), state, count, self.config.slurm.max_resubmits)
+        self._track(cands, self._submit(cands, sink, {"resubmit": count, "after": state}))
+
+    def _outcome(self, cands: list[Candidate], job: submitit.Job[Any], state: str | None,
+                 now: float) -> list[Result] | str | None:
+        """The task's results once it is over (failed results when it died), :data:`RESUBMIT` when it must
+        run again, else None (still on its way)."""
+        names = [c.name for c in cands]
         if job.paths.result_pickle.exists():
             return self._results_from_pickle(names, job)
         grace = self.config.slurm.lost_grace_s
+        if state in RESUBMIT_STATES:
+            if state == "PREEMPTED" and self._queued(job):
+                return None  # PreemptMode=REQUEUE: Slurm brings it back itself
+            done = max(self._resubmits.get(name, 0) for name in names)
+            if done < self.config.slurm.max_resubmits:
+                return RESUBMIT
+            reason = (f"Slurm state {state} after {done} resubmissions (slurm.max_resubmits="
+                      f"{self.config.slurm.max_resubmits}): {self._stderr_tail(job)}")
+            return [Result.failure(name, reason, job_id=job.job_id) for name in names]
         if state in FINAL_STATES:
             if state == "COMPLETED":
                 # The result file can trail the state on shared file systems: wait for it, bounded.
-                first = unseen_since.setdefault(job.job_id, now)
+                first = self._unseen_since.setdefault(job.job_id, now)
                 if now - first < grace:
                     return None
             reason = f"Slurm state {state}: {self._stderr_tail(job)}"
             return [Result.failure(name, reason, job_id=job.job_id) for name in names]
         if state in (None, "GONE", "UNKNOWN"):
-            first = unseen_since.setdefault(job.job_id, now)
+            first = self._unseen_since.setdefault(job.job_id, now)
             if now - first >= grace:
                 reason = f"lost: no result and not known to Slurm for {grace:g} s"
                 return [Result.failure(name, reason, job_id=job.job_id) for name in names]
             return None
-        unseen_since.pop(job.job_id, None)
+        self._unseen_since.pop(job.job_id, None)
         return None
+
+    @staticmethod
+    def _queued(job: submitit.Job[Any]) -> bool:
+        """Whether squeue still holds the task (a preempted task that Slurm requeues is pending again)."""
+        try:
+            return job.job_id in query_queue([job.job_id.split("_")[0]])
+        except ClusterError:
+            return False
 
     def _results_from_pickle(self, names: list[str], job: submitit.Job[Any]) -> list[Result]:
         try:
@@ -282,4 +346,5 @@ class SlurmBackend:
         return tail.replace("\n", " | ") or "(stderr empty)"
 
     def close(self) -> None:
-        return None
+        """Forget the tasks in flight (they keep running on the cluster; a resumed driver re-attaches)."""
+        self._groups.clear()

@@ -13,7 +13,7 @@ from typing import Any
 
 import submitit
 
-from workflow.backends.worker import TIMEOUT_PREFIX, run_pack
+from workflow.evaluate import TIMEOUT_PREFIX, run_pack
 from workflow.records import Result
 
 

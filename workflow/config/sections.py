@@ -1,25 +1,16 @@
-"""Typed, frozen configuration: YAML + dotted overrides, validated before anything runs.
+"""The configuration's sections: typed, frozen pydantic models, one per YAML section.
 
-Validation happens in two layers: pydantic checks types, ranges and unknown keys per field; then
-:func:`_check_cross_fields` checks rules that relate fields (tournament size vs population, bounds order,
-activation names). Every failure becomes one :class:`ConfigError` line: key, value, what is allowed.
+Pydantic checks types, ranges and unknown keys per field; rules that relate fields are in
+:mod:`workflow.config.checks`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from workflow.errors import ConfigError
-from workflow.space import DEFAULT_ACTIVATION_TREE, KNOWN_ACTIVATIONS, ActivationTree, SearchSpace
-
-#: Names that end up in paths, Slurm job names and W&B: a conservative safe set.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+from workflow.space import DEFAULT_ACTIVATION_TREE, ActivationTree, SearchSpace
 
 
 class _Section(BaseModel):
@@ -29,7 +20,7 @@ class _Section(BaseModel):
 class TaskConfig(_Section):
     """What to learn. ``sinewave`` is the seed's toy task; images come through torchvision."""
 
-    name: Literal["sinewave", "mnist", "fashion_mnist"] = "sinewave"
+    name: Literal["sinewave", "mnist", "fashion_mnist"] = "sinewave"  # workflow.tasks.TASK_NAMES
     #: Where image datasets live (``<data_dir>/MNIST/raw`` etc.). Compute nodes read it offline.
     data_dir: str = "data"
     #: Download image datasets when missing (needs internet; off on compute nodes).
@@ -64,10 +55,9 @@ class MutationConfig(_Section):
     dropout_sigma: float = Field(0.15, ge=0)
 
 
-class OptimizerConfig(_Section):
-    name: Literal["ga", "bo", "random"] = "ga"
-    population_size: int = Field(5, ge=1)
-    generations: int = Field(20, ge=1)
+class GAConfig(_Section):
+    """The genetic algorithm's own settings (``optimizer.ga``); they bind only when ``optimizer.name: ga``."""
+
     tournament_size: int = Field(3, ge=1)
     crossover_prob: float = Field(0.9, ge=0, le=1)
     #: Probability that each gene of a child is perturbed.
@@ -78,10 +68,46 @@ class OptimizerConfig(_Section):
     activation_base: float = 2.0
     bound_handling: Literal["clip", "reflect"] = "clip"
     mutation: MutationConfig = Field(default_factory=MutationConfig)
-    # --- BO (scikit-optimize) ---
-    bo_initial_points: int = Field(10, ge=1)
-    bo_acq_func: Literal["gp_hedge", "EI", "PI", "LCB"] = "gp_hedge"
-    bo_base_estimator: Literal["GP", "RF", "ET", "GBRT"] = "GP"
+
+
+class BOConfig(_Section):
+    """Bayesian optimization's settings (``optimizer.bo``, scikit-optimize)."""
+
+    #: Uniform random points before the surrogate chooses.
+    initial_points: int = Field(10, ge=1)
+    acq_func: Literal["gp_hedge", "EI", "PI", "LCB"] = "gp_hedge"
+    base_estimator: Literal["GP", "RF", "ET", "GBRT"] = "GP"
+
+
+class OptimizerConfig(_Section):
+    """What every optimizer shares (the budget, when to give up), and one section per optimizer."""
+
+    name: Literal["ga", "bo", "random"] = "ga"
+    population_size: int = Field(5, ge=1)
+    generations: int = Field(20, ge=1)
+    #: Stop the search (resumably) when this fraction of a generation's evaluations failed (1.0: all of them).
+    max_failure_rate: float = Field(1.0, gt=0, le=1)
+    ga: GAConfig = Field(default_factory=GAConfig)
+    bo: BOConfig = Field(default_factory=BOConfig)
+
+
+class ObjectiveConfig(_Section):
+    """What one evaluation computes: the built-in MLP (``mlp``), a Python function, or a command."""
+
+    kind: Literal["mlp", "python", "command"] = "mlp"
+    #: ``python``: ``module:function``, imported where the evaluation runs (and once on the driver, to check).
+    function: str | None = None
+    #: ``python``: a directory put on ``sys.path`` of the driver and of every evaluation.
+    path: str | None = None
+    #: ``command``: the argument list, with ``{gene}``, ``{name}``, ``{seed}``, ``{workdir}``, ``{attempt}``.
+    argv: tuple[str, ...] = ()
+    #: ``command``: the working directory of the command.
+    cwd: str | None = None
+    #: The metric optimised (default: ``mlp``: the task's validation loss; otherwise the single value returned).
+    metric: str | None = None
+    direction: Literal["minimize", "maximize"] = "minimize"
+    #: ``command``: seconds between SIGTERM and SIGKILL when the command must stop.
+    grace_s: float = Field(10.0, gt=0)
 
 
 class TrainConfig(_Section):
@@ -103,7 +129,7 @@ class TrainConfig(_Section):
 
 
 class BackendConfig(_Section):
-    name: Literal["local", "slurm"] = "local"
+    name: Literal["inline", "local", "slurm"] = "local"
     #: Local backend: parallel worker processes.
     workers: int = Field(2, ge=1)
     #: Wall-clock limit of one evaluation on the local backend (seconds).
@@ -131,6 +157,8 @@ class SlurmConfig(_Section):
     lost_grace_s: float = Field(120.0, gt=0)
     signal_delay_s: int = Field(90, ge=1)
     max_requeues: int = Field(3, ge=0)
+    #: Times an evaluation is submitted again after its task was preempted or its node failed.
+    max_resubmits: int = Field(3, ge=0)
 
 
 class TrackingConfig(_Section):
@@ -165,6 +193,7 @@ class Config(_Section):
     seed: int = 0
     task: TaskConfig = Field(default_factory=TaskConfig)
     space: SpaceConfig = Field(default_factory=SpaceConfig)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     backend: BackendConfig = Field(default_factory=BackendConfig)
@@ -195,160 +224,6 @@ def _listify(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_listify(v) for v in value]
     return value
-
-
-# ----------------------------------------------------------------------------------------------- loading
-
-
-def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
-    """Read a YAML file, apply ``key.sub=value`` overrides, validate."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError("CONFIG", str(path), f"cannot read the file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError("CONFIG", str(path), f"not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError("CONFIG", str(path), "must be a YAML mapping of sections")
-    for item in overrides:
-        apply_override(data, item)
-    return from_mapping(data)
-
-
-def apply_override(data: dict[str, Any], item: str) -> None:
-    """Apply one ``dotted.key=value`` override in place; the value is parsed as YAML."""
-    if "=" not in item:
-        raise ConfigError("override", item, "expected key=value, e.g. optimizer.generations=3")
-    key, raw = item.split("=", 1)
-    parts = key.strip().split(".")
-    if not all(parts):
-        raise ConfigError("override", item, "expected a dotted key such as optimizer.generations")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(".".join(parts[: i + 1]), child, "is a value, not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def from_mapping(data: dict[str, Any]) -> Config:
-    """Validate a plain mapping into a :class:`Config` (raises :class:`ConfigError`)."""
-    try:
-        config = Config.model_validate(data)
-    except ValidationError as exc:
-        raise _to_config_error(exc, data) from None
-    _check_cross_fields(config)
-    return config
-
-
-def _to_config_error(exc: ValidationError, data: dict[str, Any]) -> ConfigError:
-    err = exc.errors()[0]
-    loc = [str(p) for p in err["loc"]]
-    # Bounds are tuples: report the whole pair, not its element.
-    if len(loc) >= 3 and loc[0] == "space" and loc[-1].isdigit():
-        loc = loc[:-1]
-    key = ".".join(loc)
-    value = _lookup(data, loc)
-    if err["type"] == "extra_forbidden":
-        return ConfigError(key, value, f"unknown key; allowed: {', '.join(_allowed_keys(loc[:-1]))}")
-    if err["type"] == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        return ConfigError(key, value, f"must be one of {expected}")
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    return ConfigError(key, value, msg[0].lower() + msg[1:])
-
-
-def _lookup(data: Any, loc: list[str]) -> Any:
-    for part in loc:
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, (list, tuple)) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            return "<missing>"
-    return data
-
-
-def _allowed_keys(section: list[str]) -> list[str]:
-    model: type[BaseModel] = Config
-    for part in section:
-        field = model.model_fields.get(part)
-        annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return list(model.model_fields)
-
-
-def _check_cross_fields(config: Config) -> None:
-    if not SAFE_NAME.match(config.name):
-        raise ConfigError("name", config.name, "use 1-64 letters, digits, '_', '.', '-' (starting alphanumeric)")
-    space = config.space
-    for key, (low, high), floor, ceiling in (
-        ("space.n_layers", space.n_layers, 1, 64),
-        ("space.hidden_size", space.hidden_size, 1, 65536),
-        ("space.dropout", space.dropout, 0.0, 0.99),
-    ):
-        if low > high:
-            raise ConfigError(key, [low, high], f"low must be <= high (a [low, high] pair within [{floor}, {ceiling}])")
-        if low < floor or high > ceiling:
-            raise ConfigError(key, [low, high], f"bounds must lie within [{floor}, {ceiling}]")
-    try:
-        tree = ActivationTree(space.activation_tree)
-    except ValueError as exc:
-        raise ConfigError("space.activation_tree", space.activation_tree, str(exc)) from None
-    for leaf in tree.leaves:
-        if leaf not in KNOWN_ACTIVATIONS:
-            raise ConfigError("space.activation_tree", leaf,
-                              f"unknown activation; allowed: {', '.join(KNOWN_ACTIVATIONS)}")
-    opt = config.optimizer
-    if opt.tournament_size > opt.population_size:
-        raise ConfigError("optimizer.tournament_size", opt.tournament_size,
-                          f"must be <= optimizer.population_size ({opt.population_size})")
-    if opt.elitism >= opt.population_size and opt.name == "ga":
-        raise ConfigError("optimizer.elitism", opt.elitism,
-                          f"must be < optimizer.population_size ({opt.population_size})")
-    if opt.activation_base <= 1:
-        raise ConfigError("optimizer.activation_base", opt.activation_base, "must be > 1 (larger explores more)")
-    train = config.train
-    gpus = config.slurm.gpus_per_task
-    if gpus and train.accelerator == "gpu" and gpus != train.devices:
-        raise ConfigError("slurm.gpus_per_task", gpus,
-                          f"must equal train.devices ({train.devices}) or be 0 to derive it from train.devices")
-    _check_islands(config)
-    if train.devices > 1 and train.engine == "packed":
-        raise ConfigError("train.devices", train.devices, "the packed engine trains on one device; use 1")
-
-
-def _check_islands(config: Config) -> None:
-    islands = config.islands
-    if islands.count == 1:
-        return
-    if config.optimizer.name != "ga":
-        raise ConfigError("optimizer.name", config.optimizer.name, "islands (islands.count > 1) need 'ga'")
-    if islands.migrants >= config.optimizer.population_size:
-        raise ConfigError("islands.migrants", islands.migrants,
-                          f"must be < optimizer.population_size ({config.optimizer.population_size})")
-    if islands.topology == "matrix":
-        matrix = islands.matrix
-        k = islands.count
-        if matrix is None or len(matrix) != k or any(len(row) != k for row in matrix):
-            raise ConfigError("islands.matrix", matrix, f"a {k}x{k} matrix of 0/1 is required for topology matrix")
-        if any(value not in (0, 1) for row in matrix for value in row):
-            raise ConfigError("islands.matrix", matrix, "entries must be 0 or 1")
-    for name in islands.partitions:
-        if not SAFE_NAME.match(name):
-            raise ConfigError("islands.partitions", name, "use letters, digits, '_', '.', '-' only")
 
 
 def island_config(config: Config, island: int) -> Config:

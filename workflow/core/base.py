@@ -1,4 +1,4 @@
-"""The optimizer interface shared by GA, BO and random search, and the factory that picks one."""
+"""The optimizer interface shared by GA, BO and random search, and the batch bookkeeping they share."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from workflow.records import Candidate, Evaluated, Hparams
 
 if TYPE_CHECKING:
-    from workflow.config import Config, OptimizerConfig
+    from workflow.config import OptimizerConfig
     from workflow.space import SearchSpace
 
 
@@ -110,25 +110,6 @@ class BatchOptimizer:
 
     def _learn(self, told: list[Evaluated]) -> None:
         """Update the optimizer's model from a told batch (already in ``history``)."""
-
-
-def make_optimizer(config: Config, island: int = 0, seed: int | None = None) -> Optimizer:
-    """Build the optimizer named by ``config.optimizer.name`` with a generator seeded from the run seed."""
-    rng = np.random.default_rng([config.seed if seed is None else seed, island])
-    name = config.optimizer.name
-    if name == "ga":
-        from workflow.core.ga import GeneticAlgorithm
-
-        return GeneticAlgorithm(config.optimizer, config.search_space(), rng, island=island)
-    if name == "random":
-        from workflow.core.random_search import RandomSearch
-
-        return RandomSearch(config.optimizer, config.search_space(), rng, island=island)
-    if name == "bo":
-        from workflow.core.bo import BayesianOptimization
-
-        return BayesianOptimization(config.optimizer, config.search_space(), rng, island=island)
-    raise ValueError(f"unknown optimizer {name!r}")
 
 
 def best_of(evaluated: Sequence[Evaluated]) -> Evaluated | None:

@@ -3,8 +3,9 @@
 This is the only module that imports scikit-optimize. Each ask proposes a batch as wide as a GA generation
 (``population_size``) with skopt's constant liar (``cl_min``), so a BO round fills a job array like a GA
 generation does; the budget is the GA's, ``population_size * generations`` evaluations, named
-``BO-Iteration-<n>`` (the seed's W&B names). The first ``bo_initial_points`` points are uniform random, then
-the surrogate (``bo_base_estimator``, a GP by default) and ``bo_acq_func`` choose.
+``BO-Iteration-<n>`` (the seed's W&B names). The first ``optimizer.bo.initial_points`` points are uniform
+random, then the surrogate (``optimizer.bo.base_estimator``, a GP by default) and ``optimizer.bo.acq_func``
+choose.
 
 Dimensions: ``n_layers`` and ``hidden_size`` are integers, ``activation`` is categorical (the tree's leaves in
 order; BO does not use the tree's distances), ``dropout`` is real. A dimension whose bounds are equal is not
@@ -43,7 +44,7 @@ from workflow.records import Evaluated, Hparams
 from workflow.space import SearchSpace
 
 #: Hyperparameters in the order of skopt's point vectors.
-GENES = ("n_layers", "hidden_size", "activation", "dropout")
+GENES = Hparams.gene_names()
 
 
 def failure_penalty(finite: Sequence[float]) -> float:
@@ -61,7 +62,6 @@ class BayesianOptimization(BatchOptimizer):
     def __init__(self, config: OptimizerConfig, space: SearchSpace, rng: np.random.Generator,
                  island: int = 0) -> None:
         super().__init__(config, space, rng, island)
-        self.budget = config.population_size * config.generations
         self._finite: list[float] = []  # finite fitness values told, for the penalty
         self._held: list[list[Any]] = []  # failed points waiting for a first finite value
         self._fixed, dimensions = _dimensions(space)
@@ -137,14 +137,15 @@ def _dimensions(space: SearchSpace) -> tuple[dict[str, Any], list[Any]]:
 
 
 def _make_skopt(config: OptimizerConfig, dimensions: list[Any], seed: int) -> Any:
-    estimator: Any = config.bo_base_estimator
+    bo = config.bo
+    estimator: Any = bo.base_estimator
     if estimator == "GBRT":
         # Same settings as skopt's cook_estimator("GBRT"), in the repaired class.
         estimator = QuantileGBRT(base_estimator=GradientBoostingRegressor(n_estimators=30, loss="quantile"),
                                  random_state=seed, n_jobs=1)
-    return SkoptOptimizer(dimensions, base_estimator=estimator, acq_func=config.bo_acq_func,
-                     n_initial_points=config.bo_initial_points, initial_point_generator="random",
-                     random_state=seed, model_queue_size=1)
+    return SkoptOptimizer(dimensions, base_estimator=estimator, acq_func=bo.acq_func,
+                          n_initial_points=bo.initial_points, initial_point_generator="random",
+                          random_state=seed, model_queue_size=1)
 
 
 @contextmanager

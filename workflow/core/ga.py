@@ -14,6 +14,7 @@ import numpy as np
 
 from workflow.config import OptimizerConfig
 from workflow.core.base import BatchOptimizer
+from workflow.core.migration import replace_worst
 from workflow.core.operators import mutate, tournament, two_point_crossover
 from workflow.records import Evaluated, Hparams
 from workflow.space import SearchSpace
@@ -36,7 +37,7 @@ class GeneticAlgorithm(BatchOptimizer):
         return f"fitness-{generation}-{index}"
 
     def _learn(self, told: list[Evaluated]) -> None:
-        elites = sorted(self.population, key=lambda e: e.fitness)[: self.config.elitism]
+        elites = sorted(self.population, key=lambda e: e.fitness)[: self.config.ga.elitism]
         # Stable sort: children first, so on equal fitness the new individual is preferred.
         merged = sorted(told + elites, key=lambda e: e.fitness)
         self.population = merged[: self.config.population_size]
@@ -45,14 +46,11 @@ class GeneticAlgorithm(BatchOptimizer):
         """Replace the worst members by ``migrants`` (island model); returns who was replaced."""
         if not migrants:
             return []
-        ranked = sorted(self.population, key=lambda e: e.fitness)
-        keep = max(len(ranked) - len(migrants), 0)
-        replaced = ranked[keep:]
-        self.population = ranked[:keep] + list(migrants)[: len(ranked) or len(migrants)]
+        self.population, replaced = replace_worst(self.population, migrants)
         return replaced
 
     def _breed(self, size: int) -> list[Hparams]:
-        cfg, mcfg = self.config, self.config.mutation
+        cfg, mcfg = self.config.ga, self.config.ga.mutation
         parents = [tournament(self.population, cfg.tournament_size, self.rng).candidate.hparams
                    for _ in range(size + size % 2)]
         children: list[Hparams] = []

@@ -42,6 +42,19 @@ def select_emigrants(population: Sequence[Evaluated], migrants: int) -> list[Eva
     return ranked[:migrants]
 
 
+def replace_worst(population: Sequence[Evaluated], migrants: Sequence[Evaluated]
+                  ) -> tuple[list[Evaluated], list[Evaluated]]:
+    """(the population with its worst members replaced by ``migrants``, the members replaced).
+
+    The population keeps its size (a population smaller than the migrants takes that many of them).
+    """
+    ranked = sorted(population, key=lambda e: e.fitness)
+    if not migrants:
+        return ranked, []
+    keep = max(len(ranked) - len(migrants), 0)
+    return ranked[:keep] + list(migrants)[: len(ranked) or len(migrants)], ranked[keep:]
+
+
 def migration_id(sender: int, generation: int) -> str:
     """Identity of one sending: a receiver applies each at most once (live message or recovered from disk)."""
     return f"{sender}:{generation}"

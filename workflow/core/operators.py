@@ -13,7 +13,7 @@ import numpy as np
 from workflow.records import Evaluated, Hparams
 from workflow.space import SearchSpace, bound
 
-GENES = ("n_layers", "hidden_size", "activation", "dropout")
+GENES = Hparams.gene_names()
 
 
 def tournament(population: Sequence[Evaluated], size: int, rng: np.random.Generator) -> Evaluated:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from workflow.config import Config
 from workflow.errors import WorkflowError
+from workflow.logs import log_to_console
 
 log = logging.getLogger(__name__)
 LAUNCHED = "GASLURM_ISLANDS_LAUNCHED"
@@ -51,11 +52,11 @@ def run_islands_here(config: Config, parent: Path, create: bool, prepare: object
     from workflow.progress import LogProgress
 
     transport = MPITransport()
-    _log_to_island(parent, transport.rank)
+    log_to_console(transport.rank, logging.WARNING)
     try:
         if create and transport.rank == 0 and callable(prepare):
             prepare()
-        summary = run_island(config, parent, transport, progress=LogProgress(), create=create)
+        summary = run_island(config, parent, transport, observers=[LogProgress()], create=create)
     except BaseException as exc:  # noqa: BLE001 - any failure on one rank must end every rank
         print(f"error: island {transport.rank} failed: {type(exc).__name__}: {exc}; the island job is aborted, "
               f"continue with `python -m workflow resume {parent}`", file=sys.stderr, flush=True)
@@ -65,16 +66,3 @@ def run_islands_here(config: Config, parent: Path, create: bool, prepare: object
         print(f"finished: {config.islands.count} islands in {parent}")
     log.info("island %d finished: %d evaluations", transport.rank, summary.evaluations)
     return 0
-
-
-def _log_to_island(parent: Path, rank: int) -> None:
-    fmt = logging.Formatter(f"%(asctime)s island {rank} %(levelname)s %(message)s", "%H:%M:%S")
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    for handler in root.handlers:
-        handler.setFormatter(fmt)
-    if not root.handlers:
-        console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(fmt)
-        console.setLevel(logging.WARNING)
-        root.addHandler(console)

@@ -5,6 +5,8 @@ Layout::
     RUN_DIR/                  the parent: the whole config, a journal (created, finished), combined results.csv
       islands/island-<k>/     a complete run directory per island (journal, results.csv, report/)
 
+(:mod:`workflow.store.layout` knows these paths.)
+
 Migration (every ``islands.interval`` generations, after the generation is told):
 1. the sender records ``emigrated`` (id, targets, migrants) in its journal, then sends;
 2. a receiver records ``immigrated`` (id, sender, migrants, who was replaced) before applying it, and replays
@@ -18,53 +20,50 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from workflow.backends import Backend
 from workflow.config import Config, island_config
-from workflow.core import Optimizer
-from workflow.core.migration import migration_due, migration_id, neighbours, select_emigrants, senders_to
-from workflow.driver import BatchHook, RunSummary, apply_immigrants, run_search
+from workflow.core.migration import (
+    migration_due,
+    migration_id,
+    neighbours,
+    replace_worst,
+    select_emigrants,
+    senders_to,
+)
+from workflow.driver import Observer, RunSummary, SearchRun, apply_immigrants, run_search
 from workflow.errors import RunDirError
 from workflow.islands.transport import Transport
-from workflow.progress import Progress
-from workflow.records import Candidate, Evaluated, Result
-from workflow.store import RESULTS, RunState, RunStore, write_results_file
+from workflow.logs import log_to_file
+from workflow.records import Evaluated
+from workflow.store import RunState, RunStore
+from workflow.store.layout import DRIVER_LOG, ISLANDS, RESULTS, island_dir
+from workflow.store.results import write_results_file
+from workflow.store.state import decode_migrants, encode_migrants
+from workflow.tracking.experiment import with_tracking
 
 log = logging.getLogger(__name__)
-
-
-def island_dir(parent: Path, island: int) -> Path:
-    return Path(parent) / "islands" / f"island-{island}"
-
-
-def parent_of(run_dir: Path) -> Path | None:
-    """The parent run directory when ``run_dir`` is one island's directory, else None."""
-    if "island" in RunStore(run_dir).meta():
-        return Path(run_dir).resolve().parent.parent
-    return None
 
 
 def create_layout(parent: Path, config: Config) -> None:
     """The parent run directory and one run directory per island (each created atomically)."""
     if not Path(parent).exists():
         RunStore.create(parent, config)
-    (Path(parent) / "islands").mkdir(mode=0o700, exist_ok=True)
+    (Path(parent) / ISLANDS).mkdir(mode=0o700, exist_ok=True)
     for k in range(config.islands.count):
         if not island_dir(parent, k).exists():
             RunStore.create(island_dir(parent, k), island_config(config, k), meta={"island": k})
 
 
-def _encode(migrants: list[Evaluated]) -> list[dict[str, Any]]:
-    return [{"candidate": e.candidate.to_dict(), "result": e.result.to_dict()} for e in migrants]
+def _population(run: SearchRun) -> list[Evaluated]:
+    return list(getattr(run.optimizer, "population", []))
 
 
-def _decode(migrants: list[dict[str, Any]]) -> list[Evaluated]:
-    return [Evaluated(Candidate.from_dict(m["candidate"]), Result.from_dict(m["result"])) for m in migrants]
-
-
-class MigrationHook(BatchHook):
-    """The migration step of one island, run by the driver loop after each generation."""
+class MigrationObserver(Observer):
+    """The migration step of one island: after each generation is told, and on resume."""
 
     def __init__(self, config: Config, island: int, transport: Transport, parent: Path) -> None:
         self.config, self.island, self.transport, self.parent = config, island, transport, Path(parent)
@@ -75,81 +74,81 @@ class MigrationHook(BatchHook):
 
     # -- the driver's hooks ---------------------------------------------------------------------------
 
-    def after_tell(self, batch: int, optimizer: Optimizer, store: RunStore, state: RunState) -> None:
+    def told(self, run: SearchRun, batch: int, told: Sequence[Evaluated]) -> None:
         due = migration_due(batch, self.config.islands.interval, self.config.optimizer.generations)
         if due:
-            self._emigrate(batch, optimizer, store)
+            self._emigrate(run, batch)
         if due and self.config.islands.mode == "sync":
-            self._await_round(batch, optimizer, store, state)
+            self._await_round(run, batch)
         for source, message in self.transport.poll():
-            self._apply(message, batch, optimizer, store, state, source)
+            self._apply(run, message, batch, source)
 
-    def on_resume(self, optimizer: Optimizer, store: RunStore, state: RunState) -> None:
-        told = max(state.told, default=0)
+    def started(self, run: SearchRun) -> None:
+        told = max(run.state.told, default=0)
         if told == 0:
             return
-        sent = {int(e["batch"]) for e in state.events if e["event"] == "emigrated"}
+        sent = {int(e["batch"]) for e in run.state.events if e["event"] == "emigrated"}
         if migration_due(told, self.config.islands.interval, self.config.optimizer.generations) and told not in sent:
-            self._emigrate(told, optimizer, store)  # the driver died between telling and sending
+            self._emigrate(run, told)  # the driver died between telling and sending
         for source in self.sources:
             for event in RunStore(island_dir(self.parent, source)).events():
                 if event["event"] == "emigrated" and self.island in event.get("to", []):
                     message = {"id": event["id"], "from": source, "generation": event["batch"],
                                "migrants": event["migrants"]}
-                    self._apply(message, told, optimizer, store, state, source, recovered=True)
+                    self._apply(run, message, told, source, recovered=True)
 
     # -- steps ----------------------------------------------------------------------------------------
 
-    def _emigrate(self, batch: int, optimizer: Optimizer, store: RunStore) -> None:
-        population = getattr(optimizer, "population", [])
-        emigrants = select_emigrants(population, self.config.islands.migrants)
+    def _emigrate(self, run: SearchRun, batch: int) -> None:
+        emigrants = select_emigrants(_population(run), self.config.islands.migrants)
         if not emigrants or not self.targets[self.island]:
             return
         message = {"id": migration_id(self.island, batch), "from": self.island, "generation": batch,
-                   "migrants": _encode(emigrants)}
+                   "migrants": encode_migrants(emigrants)}
         # Recorded before sending: a receiver that misses the message finds it here on resume.
-        store.append({"event": "emigrated", "batch": batch, "id": message["id"], "to": self.targets[self.island],
-                      "migrants": message["migrants"]})
+        run.record({"event": "emigrated", "batch": batch, "id": message["id"], "to": self.targets[self.island],
+                    "migrants": message["migrants"]})
         for dest in self.targets[self.island]:
             self.transport.send(dest, message)
         log.info("island %d: sent %s (fitness %s) to %s", self.island,
                  [e.candidate.name for e in emigrants], [round(e.fitness, 6) for e in emigrants],
                  self.targets[self.island])
 
-    def _await_round(self, batch: int, optimizer: Optimizer, store: RunStore, state: RunState) -> None:
-        expected = {migration_id(source, batch) for source in self.sources} - state.migrations_applied
+    def _await_round(self, run: SearchRun, batch: int) -> None:
+        expected = {migration_id(source, batch) for source in self.sources} - run.state.migrations_applied
         deadline = time.monotonic() + self.config.islands.sync_timeout_s
         while expected and time.monotonic() < deadline:
             for source, message in self.transport.wait(deadline - time.monotonic()):
-                self._apply(message, batch, optimizer, store, state, source)
+                self._apply(run, message, batch, source)
                 expected.discard(str(message["id"]))
         if expected:
             log.warning("island %d: no migrants from %s within islands.sync_timeout_s; going on without them",
                         self.island, sorted(expected))
 
-    def _apply(self, message: dict[str, Any], batch: int, optimizer: Optimizer, store: RunStore,
-               state: RunState, source: int, recovered: bool = False) -> None:
+    def _apply(self, run: SearchRun, message: dict[str, Any], batch: int, source: int,
+               recovered: bool = False) -> None:
         mid = str(message["id"])
-        if mid in state.migrations_applied:
+        if mid in run.state.migrations_applied:
             return
-        migrants = _decode(message["migrants"])
-        ranked = sorted(getattr(optimizer, "population", []), key=lambda e: e.fitness)
-        replaced = ranked[max(len(ranked) - len(migrants), 0):]
-        store.append({"event": "immigrated", "batch": batch, "id": mid, "from": int(message["from"]),
-                      "generation": int(message["generation"]), "migrants": message["migrants"],
-                      "recovered": recovered,
-                      "replaced": [{"name": e.candidate.name, "fitness": e.result.to_dict()["fitness"]}
-                                   for e in replaced]})
-        apply_immigrants(optimizer, migrants)
-        state.immigrations.setdefault(batch, []).append(migrants)
-        state.migrations_applied.add(mid)
+        migrants = decode_migrants(message["migrants"])
+        _, replaced = replace_worst(_population(run), migrants)
+        # Recorded before applying: replay applies it at this very point of the journal.
+        run.record({"event": "immigrated", "batch": batch, "id": mid, "from": int(message["from"]),
+                    "generation": int(message["generation"]), "migrants": message["migrants"],
+                    "recovered": recovered,
+                    "replaced": [{"name": e.candidate.name, "fitness": e.result.to_dict()["fitness"]}
+                                 for e in replaced]})
+        apply_immigrants(run.optimizer, migrants)
         log.info("island %d: received %s from island %d%s", self.island, [e.candidate.name for e in migrants],
                  source, " (recovered from its journal)" if recovered else "")
 
 
-def run_island(config: Config, parent: Path, transport: Transport, progress: Progress | None = None,
-               create: bool = True) -> RunSummary:
-    """Run island ``transport.rank`` of ``config`` under ``parent`` to the end (all ranks call this)."""
+def run_island(config: Config, parent: Path, transport: Transport, observers: Sequence[Observer] = (),
+               create: bool = True, backend: Backend | None = None) -> RunSummary:
+    """Run island ``transport.rank`` of ``config`` under ``parent`` to the end (all ranks call this).
+
+    ``backend``: where this island's evaluations run (default: the one its config names).
+    """
     island, count = transport.rank, config.islands.count
     if transport.size != count:
         raise RunDirError(f"islands.count={count} but {transport.size} MPI ranks were started "
@@ -158,12 +157,12 @@ def run_island(config: Config, parent: Path, transport: Transport, progress: Pro
         create_layout(parent, config)
     transport.barrier()
     os.environ["GASLURM_ISLAND"] = str(island)
-    handler = logging.FileHandler(island_dir(parent, island) / "driver.log")
-    handler.setFormatter(logging.Formatter(f"%(asctime)s island {island} %(levelname)s %(message)s", "%H:%M:%S"))
-    logging.getLogger().addHandler(handler)
+    run_dir = island_dir(parent, island)
+    log_to_file(run_dir / DRIVER_LOG, island)
     own = island_config(config, island)
-    hook = MigrationHook(config, island, transport, parent)
-    summary = run_search(own, island_dir(parent, island), progress=progress, hook=hook, island=island)
+    migration = MigrationObserver(config, island, transport, parent)
+    summary = run_search(own, run_dir, backend=backend, island=island,
+                         observers=with_tracking(own, run_dir, [*observers, migration], island))
     transport.finish()
     late = transport.poll()
     if late:

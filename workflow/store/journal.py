@@ -1,32 +1,17 @@
-"""The run directory: an append-only journal from which everything else is rebuilt.
+"""The run directory's journal: append-only, one fsync'ed JSON event per line, the only source of truth.
 
-Layout of ``runs/<name>/`` (created user-only, 0700)::
-
-    config.yaml     the resolved config the run was created with (a re-run must match it)
-    journal.jsonl   one JSON event per line, appended and fsync'ed: the only source of truth
-    results.csv     one row per finished evaluation, rewritten atomically from the journal
-    driver.log      the driver's log when it runs detached
-    report/         figures and tables written by ``report``
-
-Events: ``created``, ``asked`` (a batch the optimizer proposed, recorded before anything is submitted),
-``submitting`` (a Slurm job name recorded before sbatch runs), ``submitted`` (backend details such as
-Slurm job ids), ``result`` (one per evaluation, first one wins),
-``told`` (the batch was given back to the optimizer), ``finished``. A torn last line (a crash mid-write)
-is ignored; a corrupt line elsewhere is an error naming the file and line.
+Everything else in the run directory is rebuilt from it (see :mod:`workflow.store.state`). A torn last line
+(a crash mid-write) is ignored; a corrupt line elsewhere is an error naming the file and line.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,83 +19,10 @@ import yaml
 
 from workflow.config import Config, from_mapping
 from workflow.errors import RunDirError
-from workflow.records import Candidate, Evaluated, Result
-
-JOURNAL = "journal.jsonl"
-CONFIG = "config.yaml"
-RESULTS = "results.csv"
-
-BASE_COLUMNS = ("name", "optimizer", "island", "generation", "index", "n_layers", "hidden_size", "activation",
-                "dropout", "status", "fitness", "seconds", "job_id", "reason")
-
-
-# ------------------------------------------------------------------------------------------ atomic files
-
-
-def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory, fsync, rename, fsync the dir."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with _suppress():
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
-
-
-# ---------------------------------------------------------------------------------------------- replay
-
-
-@dataclass
-class RunState:
-    """Everything the journal says about a run, rebuilt by :meth:`RunStore.replay`."""
-
-    batches: list[list[Candidate]] = field(default_factory=list)
-    results: dict[str, Result] = field(default_factory=dict)
-    submissions: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> latest submitted info
-    told: set[int] = field(default_factory=set)
-    #: Island model: immigrant batches applied after each generation, and migration ids already applied.
-    immigrations: dict[int, list[list[Evaluated]]] = field(default_factory=dict)
-    migrations_applied: set[str] = field(default_factory=set)
-    finished: bool = False
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def candidates(self) -> list[Candidate]:
-        return [c for batch in self.batches for c in batch]
-
-    def evaluated(self) -> list[Evaluated]:
-        return [Evaluated(c, self.results[c.name]) for c in self.candidates if c.name in self.results]
-
-    def pending(self) -> list[Candidate]:
-        return [c for c in self.candidates if c.name not in self.results]
-
-    def best(self) -> Evaluated | None:
-        done = [e for e in self.evaluated() if e.result.ok]
-        return min(done, key=lambda e: e.fitness, default=None)
+from workflow.store.atomic import atomic_write_text, fsync_dir
+from workflow.store.layout import CONFIG, JOURNAL, RESULTS
+from workflow.store.results import write_results_file
+from workflow.store.state import RunState, replay_events
 
 
 class RunStore:
@@ -141,7 +53,7 @@ class RunStore:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _fsync_dir(run_dir.parent)
+        fsync_dir(run_dir.parent)
         return cls(run_dir)
 
     @classmethod
@@ -159,15 +71,25 @@ class RunStore:
         data = yaml.safe_load((self.run_dir / CONFIG).read_text())
         return from_mapping(data)
 
+    def write_config(self, config: Config) -> None:
+        atomic_write_text(self.run_dir / CONFIG, yaml.safe_dump(config.to_plain(), sort_keys=False))
+
     def island_count(self) -> int:
         """How many islands this is the parent directory of; 0 for a single run or one island's directory."""
         count = self.config().islands.count
         return count if count > 1 and "island" not in self.meta() else 0
 
+    def parent(self) -> Path | None:
+        """The island model's parent directory when this is one island's directory, else None."""
+        if "island" in self.meta():
+            return self.run_dir.resolve().parent.parent
+        return None
+
     # -- journal ------------------------------------------------------------------------------------
 
-    def append(self, event: dict[str, Any]) -> None:
-        """Append one event durably: a single ``write`` of one line on an O_APPEND descriptor, then fsync."""
+    def append(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Append one event durably (a single ``write`` of one line on an O_APPEND descriptor, then fsync);
+        returns the record as written (with its time ``t``)."""
         record = {"t": round(time.time(), 3), **event}
         line = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode()
         fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -177,6 +99,7 @@ class RunStore:
             os.fsync(fd)
         finally:
             os.close(fd)
+        return record
 
     def _heal_torn_tail(self, fd: int) -> None:
         # After a crash mid-write the file may end without a newline: start a fresh line so the next event
@@ -212,46 +135,13 @@ class RunStore:
             yield event
 
     def replay(self) -> RunState:
-        state = RunState()
-        for event in self.events():
-            state.events.append(event)
-            kind = event["event"]
-            if kind == "asked":
-                state.batches.append([Candidate.from_dict(c) for c in event["candidates"]])
-            elif kind == "result":
-                result = Result.from_dict(event["result"])
-                state.results.setdefault(result.name, result)  # exactly once: the first result wins
-            elif kind in ("submitting", "submitted", "abandoned"):
-                for name in event.get("names", []):
-                    state.submissions[name] = event
-            elif kind == "told":
-                state.told.add(int(event["batch"]))
-            elif kind == "immigrated":
-                migrants = [Evaluated(Candidate.from_dict(m["candidate"]), Result.from_dict(m["result"]))
-                            for m in event["migrants"]]
-                state.immigrations.setdefault(int(event["batch"]), []).append(migrants)
-                state.migrations_applied.add(str(event["id"]))
-            elif kind == "finished":
-                state.finished = True
-        return state
+        return replay_events(self.events())
 
     # -- derived files ------------------------------------------------------------------------------
 
     def write_results_csv(self, state: RunState | None = None) -> Path:
         state = state or self.replay()
         return write_results_file(self.run_dir / RESULTS, state.evaluated())
-
-
-def write_results_file(path: Path, evaluated: Sequence[Evaluated]) -> Path:
-    """``results.csv``: the base columns, then one column per metric any evaluation reported; atomic."""
-    rows = [results_row(e.candidate, e.result) for e in evaluated]
-    metric_names = sorted({m for e in evaluated for m in e.result.metrics})
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*BASE_COLUMNS, *metric_names], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
-    return path
 
 
 def _is_healed_tear(line: bytes) -> bool:
@@ -262,26 +152,3 @@ def _is_healed_tear(line: bytes) -> bool:
     """
     stripped = line.strip()
     return stripped.startswith(b"{") and not stripped.endswith(b"}")
-
-
-def results_row(candidate: Candidate, result: Result) -> dict[str, Any]:
-    hp = candidate.hparams
-    row: dict[str, Any] = {
-        "name": candidate.name, "optimizer": candidate.optimizer, "island": candidate.island,
-        "generation": candidate.generation, "index": candidate.index, "n_layers": hp.n_layers,
-        "hidden_size": hp.hidden_size, "activation": hp.activation, "dropout": round(hp.dropout, 6),
-        "status": result.status, "fitness": result.fitness if math.isfinite(result.fitness) else "inf",
-        "seconds": round(result.seconds, 3), "job_id": result.job_id,
-        "reason": result.reason.replace("\n", " | ")[:500],
-    }
-    row.update(result.metrics)
-    return row
-
-
-def read_results_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def iter_batches(state: RunState) -> Iterable[tuple[int, list[Candidate]]]:
-    return enumerate(state.batches, start=1)

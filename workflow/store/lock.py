@@ -16,9 +16,9 @@ from pathlib import Path
 from types import TracebackType
 
 from workflow.errors import RunDirError
+from workflow.store.layout import LOCK
 
 log = logging.getLogger(__name__)
-LOCK = "driver.lock"
 
 
 class DriverLock:

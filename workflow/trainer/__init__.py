@@ -21,7 +21,7 @@ from workflow.config import TaskConfig, TrainConfig
 from workflow.records import Candidate, Result
 
 if TYPE_CHECKING:
-    from workflow.tracking import TrackingSpec
+    from workflow.tracking.spec import TrackingSpec
     from workflow.trainer.data import TaskData, load_task
     from workflow.trainer.model import ACTIVATIONS, build_mlp
 

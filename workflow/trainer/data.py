@@ -7,32 +7,32 @@ task's configuration, because a worker process evaluates many individuals of the
 
 from __future__ import annotations
 
+import functools
 import gzip
-import os
 import shutil
-import tempfile
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
 
 from workflow.config import TaskConfig
-
-Kind = Literal["regression", "classification"]
-
-#: torchvision class name per task name; also the folder under ``data_dir`` (``<data_dir>/<class>/raw``).
-IMAGE_DATASETS: dict[str, str] = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
-
-#: The four IDX files torchvision expects (gunzipped) in ``<data_dir>/<class>/raw``.
-IDX_FILES: tuple[str, ...] = (
-    "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+from workflow.store.atomic import atomic_write
+from workflow.tasks import (
+    DEBIAN_FASHION_MNIST,
+    IDX_FILES,
+    IMAGE_DATASETS,
+    Kind,
+    missing_image_files,
+    missing_images_message,
 )
 
-#: Where Debian's ``dataset-fashion-mnist`` package installs the gzipped IDX files.
-DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+__all__ = ["DEBIAN_FASHION_MNIST", "IDX_FILES", "TaskData", "download_images", "load_task",
+           "prepare_fashion_mnist_from_debian"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,20 +125,18 @@ def make_sinewave(n_samples: int, n_waves: int, val_fraction: float, data_seed: 
 
 
 def _load_images(task: TaskConfig) -> TaskData:
+    """An image task's tensors from ``task.data_dir`` (the driver put the files there: :func:`download_images`)."""
     from torchvision import datasets  # torchvision is slow to import; sinewave runs never need it
 
-    class_name = IMAGE_DATASETS[task.name]
-    dataset_class = getattr(datasets, class_name)
-    root = Path(task.data_dir).expanduser().resolve()
-    raw = root / class_name / "raw"
-    if not task.download and not _files_present(root / class_name):
-        raise FileNotFoundError(_missing_message(task, raw, class_name))
-    try:
-        train = dataset_class(str(root), train=True, download=task.download)
-        val = dataset_class(str(root), train=False, download=task.download)
-    except (RuntimeError, OSError) as exc:  # no network, a failed checksum, a half-written file
-        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise FileNotFoundError(f"{_missing_message(task, raw, class_name)} (download failed: {detail})") from exc
+    missing = missing_image_files(task.name, task.data_dir)
+    if missing:
+        text = missing_images_message(task.name, task.data_dir, missing, download=False)
+        raise FileNotFoundError(f"task.data_dir={task.data_dir!r}: "
+                                + text.replace("task.download=false", "compute nodes do not download"))
+    dataset_class = getattr(datasets, IMAGE_DATASETS[task.name])
+    root = str(Path(task.data_dir).expanduser().resolve())
+    train = dataset_class(root, train=True, download=False)
+    val = dataset_class(root, train=False, download=False)
     train_x, train_labels = _flatten(train.data, train.targets, task.train_subset)
     val_x, val_labels = _flatten(val.data, val.targets, task.val_subset)
     if task.target == "classification":
@@ -150,6 +148,39 @@ def _load_images(task: TaskConfig) -> TaskData:
                     kind="regression")
 
 
+def download_images(task: TaskConfig, timeout_s: float = 5.0) -> None:
+    """Download an image task's files into ``task.data_dir`` (on the driver, before anything is submitted).
+
+    Raises ``FileNotFoundError`` with one line when the download servers do not answer within ``timeout_s``
+    (nothing is created then) or the download fails.
+    """
+    from torchvision import datasets
+
+    missing = missing_image_files(task.name, task.data_dir)
+    dataset_class = getattr(datasets, IMAGE_DATASETS[task.name])
+    mirrors = [str(m) for m in getattr(dataset_class, "mirrors", [])] or [str(dataset_class.resources[0][0])]
+    why = _unreachable(mirrors[0], timeout_s)
+    if why is None:
+        try:
+            for train in (True, False):
+                dataset_class(str(Path(task.data_dir).expanduser().resolve()), train=train, download=True)
+            return
+        except (RuntimeError, OSError) as exc:  # a failed checksum, a connection reset, a full disk
+            why = " ".join(str(exc).split())[:300] or type(exc).__name__
+    raise FileNotFoundError(missing_images_message(task.name, task.data_dir, missing, download=True, failure=why))
+
+
+def _unreachable(url: str, timeout_s: float) -> str | None:
+    """None when a TCP connection to ``url``'s host opens within ``timeout_s``, else why not."""
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https"
+                                                                                 else 80)), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return f"cannot reach {parsed.hostname}: {exc.strerror or exc}"
+
+
 def _flatten(images: torch.Tensor, labels: torch.Tensor, subset: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     if subset is not None:
         images, labels = images[:subset], labels[:subset]
@@ -157,21 +188,9 @@ def _flatten(images: torch.Tensor, labels: torch.Tensor, subset: int | None) -> 
     return x.contiguous(), labels.to(torch.int64).clone()
 
 
-def _files_present(folder: Path) -> bool:
-    raw = folder / "raw"
-    legacy = folder / "processed"
-    return all((raw / name).is_file() for name in IDX_FILES) or all(
-        (legacy / name).is_file() for name in ("training.pt", "test.pt"))
-
-
-def _missing_message(task: TaskConfig, raw: Path, class_name: str) -> str:
-    hint = ("set task.download=true where internet exists, or put the four IDX files "
-            f"({', '.join(IDX_FILES)}) there")
-    if task.name == "fashion_mnist":
-        hint += (f"; on Debian: apt-get install dataset-fashion-mnist, then call "
-                 f"workflow.trainer.data.prepare_fashion_mnist_from_debian({task.data_dir!r})")
-    return (f"{class_name} data not found: task.data_dir={task.data_dir!r}, looked in {raw} "
-            f"(download={str(task.download).lower()}); {hint}")
+def _gunzip(source: Path, out: BinaryIO) -> None:
+    with gzip.open(source, "rb") as src:
+        shutil.copyfileobj(src, out, length=1 << 20)
 
 
 def prepare_fashion_mnist_from_debian(data_dir: str | Path, source: str | Path = DEBIAN_FASHION_MNIST) -> Path:
@@ -195,12 +214,5 @@ def prepare_fashion_mnist_from_debian(data_dir: str | Path, source: str | Path =
         target = raw / name
         if target.is_file() and target.stat().st_size > 0:
             continue
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=raw)
-        try:
-            with gzip.open(source / f"{name}.gz", "rb") as src, os.fdopen(fd, "wb") as dst:
-                shutil.copyfileobj(src, dst, length=1 << 20)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(target, functools.partial(_gunzip, source / f"{name}.gz"), mode=0o644)
     return raw

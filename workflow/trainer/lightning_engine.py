@@ -10,7 +10,6 @@ epoch in large batches, no logger or checkpoint unless a work directory is given
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 import warnings
@@ -30,15 +29,14 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from workflow.config import TaskConfig, TrainConfig
 from workflow.records import Candidate, Result
-from workflow.tracking import EvaluationTracker, TrackingSpec
+from workflow.tracking.evaluation import EvaluationTracker
+from workflow.tracking.spec import TrackingSpec
+from workflow.trainer.common import EVAL_BATCH_SIZE, fitness_metric, make_adam, metrics_result
 from workflow.trainer.data import TaskData, load_task
 from workflow.trainer.model import build_mlp
 from workflow.trainer.torch_env import cpu_cuda_probe
 
 log = logging.getLogger(__name__)
-
-#: Validation runs once per epoch; large batches keep it to a few steps (the MLPs are small).
-EVAL_BATCH_SIZE = 8192
 
 # Lightning's info lines (GPU/TPU available, LOCAL_RANK, "max_epochs reached", "Seed set to") would repeat for
 # every individual; warnings still come through.
@@ -62,11 +60,6 @@ _QUIET_WARNINGS = (
 def _quiet_warnings() -> None:
     for pattern in _QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
-
-
-def fitness_metric(kind: str) -> str:
-    """The metric minimised as fitness: validation MSE (regression) or cross-entropy (classification)."""
-    return "val_mse" if kind == "regression" else "val_loss"
 
 
 class IndexBatches:
@@ -157,10 +150,7 @@ class MLPModule(pl.LightningModule):
 
     # --- training
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        params = list(self.parameters())
-        # The fused kernel is one call per step instead of a loop of small ops; cpu and cuda support it.
-        fused = all(p.device.type in ("cpu", "cuda") for p in params)
-        return torch.optim.Adam(params, lr=self.learning_rate, fused=fused)
+        return make_adam(self.parameters(), self.learning_rate)
 
     def on_train_epoch_start(self) -> None:
         self._train_sum = torch.zeros((), device=self.device)
@@ -339,13 +329,7 @@ def _train(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdir: 
                 metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
                 metrics.setdefault("epochs", float(trainer.current_epoch))
 
-    seconds = time.monotonic() - start
-    fitness = metrics[metric]
-    if not math.isfinite(fitness):
-        return Result.failure(candidate.name, f"non-finite validation loss ({metric}={fitness})", seconds=seconds)
-    keep = ("val_mse",) if data.kind == "regression" else ("val_loss", "val_acc")
-    out = {k: metrics[k] for k in (*keep, "train_loss", "epochs") if k in metrics}
-    return Result(name=candidate.name, status="ok", fitness=fitness, metrics=out, seconds=seconds)
+    return metrics_result(candidate.name, data.kind, metrics, time.monotonic() - start)
 
 
 def _strategy(train: TrainConfig) -> str:

@@ -1,0 +1,57 @@
+"""Cheap objectives for tests, called through the Python objective (``objective.kind: python``).
+
+``seed_landscape``: a smooth function of the seed's four genes with its minimum at 2 layers of 90 tanh units
+without dropout. ``behave``: the same, except that chosen hidden sizes misbehave the ways a real objective
+can: 17 raises, 18 returns NaN, 19 sleeps far past any timeout, 20 returns a mapping without the metric.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+RAISES, NAN, SLEEPS, NO_METRIC = 17, 18, 19, 20
+
+
+def seed_landscape(hparams: Mapping[str, Any], context: object) -> float:
+    return (abs(hparams["n_layers"] - 2) + abs(hparams["hidden_size"] - 90) / 10 + hparams["dropout"]
+            + (hparams["activation"] != "tanh"))
+
+
+def behave(hparams: Mapping[str, Any], context: Any) -> Any:
+    width = hparams["hidden_size"]
+    if width == RAISES:
+        raise ValueError(f"boom at width {width}")
+    if width == NAN:
+        return math.nan
+    if width == SLEEPS:
+        time.sleep(3600)
+    if width == NO_METRIC:
+        return {"other": 1.0}
+    return seed_landscape(hparams, context)
+
+
+def fails_unless_ready(hparams: Mapping[str, Any], context: Any) -> float:
+    """A set-up that is broken until ``GASLURM_TEST_READY=1`` (say, a missing module load): every call fails."""
+    import os
+
+    if os.environ.get("GASLURM_TEST_READY") != "1":
+        raise RuntimeError("the environment is not ready (GASLURM_TEST_READY unset)")
+    return seed_landscape(hparams, context)
+
+
+def steps_with_checkpoint(hparams: Mapping[str, Any], context: Any) -> dict[str, float]:
+    """A long evaluation (40 steps of 0.25 s) that keeps its progress in ``context.workdir``: a requeued or
+    resubmitted attempt continues from the last step saved instead of starting over."""
+    from pathlib import Path
+
+    checkpoint = Path(context.workdir) / "step"
+    start = int(checkpoint.read_text()) if checkpoint.exists() else 0
+    for step in range(start, 40):
+        time.sleep(0.25)
+        checkpoint.write_text(str(step + 1))
+        context.report(step + 1, progress=(step + 1) / 40)
+    return {"value": seed_landscape(hparams, context), "attempt": float(context.attempt),
+            "resumed_from": float(start)}

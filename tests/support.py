@@ -1,0 +1,51 @@
+"""Helpers shared by the tests: a recording sink for backends, and the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from workflow.records import Result
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "configs" / "smoke.yaml"
+
+
+class RecordingSink:
+    """A backend sink that keeps what it is told, asserts a result never comes twice, and can hand back
+    earlier submissions (as the driver's journal does on resume)."""
+
+    def __init__(self, previous: dict[str, dict[str, Any]] | None = None) -> None:
+        self.results: dict[str, Result] = {}
+        #: Every submission as the journal would hold it: ``{"event": ..., "names": [...], **info}``.
+        self.events: list[dict[str, Any]] = []
+        self.previous = dict(previous or {})
+
+    def submitted(self, names, info):
+        event = {"event": "submitted", "names": list(names), **info}
+        self.events.append(event)
+        for name in names:
+            self.previous[name] = event
+
+    @property
+    def job_ids(self) -> dict[str, str]:
+        """{evaluation: Slurm job id} of everything submitted so far."""
+        return {name: job for event in self.events for name, job in (event.get("job_ids") or {}).items()}
+
+    def result(self, result):
+        assert result.name not in self.results, f"a second result for {result.name}"
+        self.results[result.name] = result
+
+    def previous_submission(self, name):
+        return self.previous.get(name)
+
+
+def cli(*args, check=True, timeout=600, env=None):
+    """``python -m workflow ARGS`` in the repository root; raises with its output when it fails and ``check``."""
+    proc = subprocess.run([sys.executable, "-m", "workflow", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -1,0 +1,187 @@
+"""The house's layering: every module imports only modules of its own layer or lower ones, and nothing loops.
+
+Every ``import`` of the package is read with ``ast`` (top level, inside functions, under ``TYPE_CHECKING``,
+relative ones), so an import hidden in a function counts like any other. Importing ``a.b.c`` also runs the
+packages ``a`` and ``a.b``, so those count too. A failure prints the offending chain.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2] / "workflow"
+
+#: The declared layers, lowest first: a module belongs to the most specific prefix listed.
+LAYERS: dict[str, int] = {
+    # L0: plain values and tables everyone shares
+    "workflow": 0, "workflow.errors": 0, "workflow.records": 0, "workflow.faults": 0, "workflow.space": 0,
+    "workflow.tasks": 0, "workflow.scoring": 0,
+    # L1: the typed configuration
+    "workflow.config": 1,
+    # L2: pure optimizers, the run directory, pure tables, what the cluster says, data files
+    "workflow.core": 2, "workflow.store": 2, "workflow.tables": 2, "workflow.cluster": 2, "workflow.packing": 2,
+    "workflow.datasets": 2,
+    # L3: the compute side: what an evaluation runs (objectives, the built-in trainer, W&B's compute half)
+    "workflow.evaluate": 3, "workflow.objectives": 3, "workflow.trainer": 3, "workflow.tracking": 3,
+    "workflow.tracking.spec": 3, "workflow.tracking.evaluation": 3,
+    # L4: where evaluations run
+    "workflow.backends": 4,
+    # L5: the one loop, and the checks made before it starts
+    "workflow.driver": 5, "workflow.preflight": 5,
+    # L6: what watches or combines runs: islands, W&B's driver half, report, status, progress
+    "workflow.islands": 6, "workflow.tracking.readback": 6, "workflow.tracking.check": 6,
+    "workflow.tracking.experiment": 6, "workflow.tracking.sync": 6, "workflow.tracking.summary": 6,
+    "workflow.report": 6, "workflow.status": 6, "workflow.progress": 6,
+    # L7: entry points
+    "workflow.compare": 7, "workflow.session": 7, "workflow.cli": 7, "workflow.__main__": 7,
+}
+
+#: What a Slurm task unpickles and runs, and what it must never pull in.
+COMPUTE_ROOTS = ("workflow.backends.slurm_task", "workflow.evaluate")
+DRIVER_SIDE = ("workflow.driver", "workflow.islands", "workflow.report", "workflow.status", "workflow.compare",
+               "workflow.cli", "workflow.session", "workflow.progress", "workflow.preflight",
+               "workflow.tracking.experiment", "workflow.tracking.sync", "workflow.tracking.summary")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES: dict[str, Path] = {module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+
+
+def layer_of(module: str) -> int:
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:end])
+        if prefix in LAYERS:
+            return LAYERS[prefix]
+    raise AssertionError(f"{module} is in no declared layer: add it to LAYERS in {__file__}")
+
+
+def _resolve(module: str, node: ast.ImportFrom) -> str:
+    if not node.level:
+        return node.module or ""
+    package = module.split(".") if MODULES[module].name == "__init__.py" else module.split(".")[:-1]
+    base = package[: len(package) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _with_parents(target: str) -> Iterator[str]:
+    parts = target.split(".")
+    for end in range(1, len(parts) + 1):
+        name = ".".join(parts[:end])
+        if name in MODULES:
+            yield name
+
+
+def imports_of(module: str) -> set[str]:
+    """The package's modules that importing ``module`` runs directly (parent packages included)."""
+    tree = ast.parse(MODULES[module].read_text(), filename=str(MODULES[module]))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found.update(_with_parents(alias.name))
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve(module, node)
+            found.update(_with_parents(base))
+            for alias in node.names:  # `from package import submodule`
+                if f"{base}.{alias.name}" in MODULES:
+                    found.update(_with_parents(f"{base}.{alias.name}"))
+    found.discard(module)
+    # A package's own __init__ runs before its submodules: not an edge worth reporting from inside it.
+    return {m for m in found if not (module.startswith(m + ".") and layer_of(m) <= layer_of(module))}
+
+
+GRAPH: dict[str, set[str]] = {m: imports_of(m) for m in MODULES}
+
+
+def test_every_module_has_a_layer():
+    for module in MODULES:
+        layer_of(module)
+
+
+def upward(graph: dict[str, set[str]]) -> list[str]:
+    return [f"{m} (L{layer_of(m)}) -> {t} (L{layer_of(t)})"
+            for m in sorted(graph) for t in sorted(graph[m]) if layer_of(t) > layer_of(m)]
+
+
+def test_no_import_goes_up_a_layer():
+    found = upward(GRAPH)
+    assert not found, "imports that go up a layer:\n" + "\n".join(found)
+
+
+def _find_cycle() -> list[str] | None:
+    colour: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        colour[node] = 1
+        stack.append(node)
+        for nxt in sorted(GRAPH[node]):
+            if colour.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in colour and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        colour[node] = 2
+        return None
+
+    for start in sorted(GRAPH):
+        if start not in colour and (cycle := visit(start)):
+            return cycle
+    return None
+
+
+def test_no_import_loop():
+    cycle = _find_cycle()
+    assert cycle is None, "import loop: " + " -> ".join(cycle or [])
+
+
+def _reachable(roots: tuple[str, ...]) -> dict[str, str]:
+    """{module: the module that first pulled it in}, breadth first from ``roots``."""
+    seen = {root: "" for root in roots}
+    queue = list(roots)
+    while queue:
+        node = queue.pop(0)
+        for nxt in sorted(GRAPH[node]):
+            if nxt not in seen:
+                seen[nxt] = node
+                queue.append(nxt)
+    return seen
+
+
+def _chain(seen: dict[str, str], module: str) -> str:
+    chain = [module]
+    while seen[chain[-1]]:
+        chain.append(seen[chain[-1]])
+    return " -> ".join(reversed(chain))
+
+
+def test_the_compute_side_imports_nothing_of_the_driver_side():
+    seen = _reachable(COMPUTE_ROOTS)
+    bad = [_chain(seen, m) for m in sorted(seen) if any(m == d or m.startswith(d + ".") for d in DRIVER_SIDE)]
+    assert not bad, "the compute side imports driver-side modules:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("source, target", [
+    ("import workflow.driver\n", "workflow.driver"),
+    ("def f():\n    from workflow.cli import main\n", "workflow.cli"),
+    ("from . import driver\n", "workflow.driver"),
+    ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from workflow.backends.slurm import X\n",
+     "workflow.backends.slurm"),
+])
+def test_a_deliberate_upward_import_is_found_wherever_it_hides(tmp_path, monkeypatch, source, target):
+    monkeypatch.setitem(MODULES, "workflow.records", tmp_path / "records.py")
+    (tmp_path / "records.py").write_text(source)
+    graph = {**GRAPH, "workflow.records": imports_of("workflow.records")}
+    assert target in graph["workflow.records"]
+    assert f"workflow.records (L0) -> {target} (L{layer_of(target)})" in upward(graph)

@@ -1,0 +1,89 @@
+"""The Slurm backend's own logic against a cluster faked at the process boundary (no cluster needed):
+lost tasks, resubmission after preemption or node failure, re-attach by job name after a crash in sbatch."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.contract.test_backends import cand, config
+from tests.fake_slurm import FakeSlurm
+from tests.support import RecordingSink
+from workflow.backends import make_backend, run_batch
+
+
+def _run(fate, tmp_path, *extra, batch=None, sink=None):
+    batch = batch or [cand("a", 90, 1), cand("b", 80, 2)]
+    sink = sink or RecordingSink()
+    with FakeSlurm(fate) as fake:
+        backend = make_backend(config("slurm-fake", *extra), tmp_path)
+        run_batch(backend, batch, sink)
+        backend.close()
+    return sink, fake
+
+
+def test_a_task_unknown_to_slurm_is_failed_as_lost_after_the_grace_time(tmp_path):
+    sink, _ = _run(lambda names, attempt: "LOST" if "b" in names else "COMPLETED", tmp_path)
+    assert sink.results["a"].ok
+    assert sink.results["b"].reason == "lost: no result and not known to Slurm for 0.2 s"
+
+
+@pytest.mark.parametrize("state", ["PREEMPTED", "NODE_FAIL", "BOOT_FAIL"])
+def test_preemption_and_node_failures_are_submitted_again_and_counted_once(tmp_path, state):
+    sink, fake = _run(lambda names, attempt: state if "b" in names and attempt < 2 else "COMPLETED", tmp_path)
+    assert sink.results["a"].ok and sink.results["b"].ok
+    assert fake.sbatch_calls == 3  # the batch, then "b" twice more
+    again = [e for e in sink.events if e.get("resubmit")]
+    assert [(e["event"], e["names"], e["resubmit"], e["after"]) for e in again] == [
+        ("submitting", ["b"], 1, state), ("submitted", ["b"], 1, state),
+        ("submitting", ["b"], 2, state), ("submitted", ["b"], 2, state)]
+    assert sink.results["b"].job_id == again[-1]["job_ids"]["b"]
+
+
+def test_resubmissions_stop_at_max_resubmits_with_a_failure_naming_the_state(tmp_path):
+    sink, fake = _run(lambda names, attempt: "PREEMPTED" if "b" in names else "COMPLETED", tmp_path,
+                      "slurm.max_resubmits=1")
+    assert fake.sbatch_calls == 2
+    assert sink.results["b"].reason.startswith("Slurm state PREEMPTED after 1 resubmissions (slurm.max_resubmits=1)")
+
+
+def test_the_resubmission_count_survives_a_driver_restart(tmp_path):
+    # A driver resumed after one resubmission knows it: the journal's latest submission carries the count.
+    first = RecordingSink()
+    with FakeSlurm(lambda names, attempt: "PENDING") as fake:
+        backend = make_backend(config("slurm-fake", "slurm.max_resubmits=1"), tmp_path)
+        backend.submit([cand("b", 80, 2)], first)
+        backend.close()
+    previous = {"b": {**first.previous["b"], "resubmit": 1}}
+    sink = RecordingSink(previous=previous)
+    with FakeSlurm(lambda names, attempt: "PREEMPTED") as fake:
+        fake.tasks.update({k: v for k, v in first_tasks(first, tmp_path).items()})
+        backend = make_backend(config("slurm-fake", "slurm.max_resubmits=1"), tmp_path)
+        run_batch(backend, [cand("b", 80, 2)], sink)
+    assert fake.sbatch_calls == 0
+    assert "after 1 resubmissions" in sink.results["b"].reason
+
+
+def first_tasks(sink, tmp_path):
+    from tests.fake_slurm import Task
+
+    event = next(e for e in sink.events if e.get("job_ids"))
+    return {job: Task(job, event["tag"], event["folder"]) for job in event["job_ids"].values()}
+
+
+def test_a_driver_that_died_inside_sbatch_finds_its_array_by_job_name(tmp_path):
+    first = RecordingSink()
+    batch = [cand("a", 90, 1), cand("b", 80, 2)]
+    with FakeSlurm(lambda names, attempt: "PENDING") as fake:
+        backend = make_backend(config("slurm-fake"), tmp_path)
+        backend.submit(batch, first)
+        tasks = dict(fake.tasks)
+    intent = next(e for e in first.events if e["event"] == "submitting")
+    sink = RecordingSink(previous={name: intent for name in intent["names"]})  # job ids never journaled
+    with FakeSlurm() as fake:
+        fake.tasks.update(tasks)
+        backend = make_backend(config("slurm-fake"), tmp_path)
+        run_batch(backend, batch, sink)
+    assert fake.sbatch_calls == 0
+    assert sorted(sink.results) == ["a", "b"] and all(r.ok for r in sink.results.values())
+    recovered = [e for e in sink.events if e.get("recovered")]
+    assert len(recovered) == 1 and set(recovered[0]["job_ids"].values()) == set(tasks)

@@ -1,0 +1,76 @@
+"""The one observer protocol: what the loop tells the rest of the house while a search runs.
+
+Progress displays, the island model's migration step and W&B's experiment run are observers; the loop knows
+none of them. Every hook does nothing by default, so an observer implements only what it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from workflow.config import Config
+from workflow.core import Optimizer
+from workflow.records import Candidate, Evaluated, Result
+from workflow.store import RunState, RunStore
+
+
+@dataclass
+class SearchRun:
+    """What observers see of the running search (the loop owns it; observers may append to the journal)."""
+
+    config: Config
+    store: RunStore
+    state: RunState
+    optimizer: Optimizer
+    island: int = 0
+
+    def record(self, event: dict[str, object]) -> None:
+        """Append ``event`` to the journal and take it into the state."""
+        self.state.apply(self.store.append(event))
+
+
+class Observer:
+    """Hooks the loop calls, in this order: started, then per batch asked, result..., told; stopped at the end."""
+
+    def started(self, run: SearchRun) -> None:
+        """The journal was replayed: the optimizer is where the run left off."""
+
+    def asked(self, run: SearchRun, batch: int, candidates: Sequence[Candidate]) -> None:
+        """Batch ``batch`` is (again) in flight: every candidate without a result is being evaluated."""
+
+    def result(self, run: SearchRun, result: Result) -> None:
+        """One evaluation's result was journaled."""
+
+    def told(self, run: SearchRun, batch: int, told: Sequence[Evaluated]) -> None:
+        """Batch ``batch`` was given back to the optimizer (and journaled as told)."""
+
+    def stopped(self, run: SearchRun) -> None:
+        """The loop ended (finished, stopped early, or by an exception)."""
+
+
+class Observers(Observer):
+    """Several observers as one, called in order."""
+
+    def __init__(self, observers: Iterable[Observer] = ()) -> None:
+        self.observers = list(observers)
+
+    def started(self, run: SearchRun) -> None:
+        for observer in self.observers:
+            observer.started(run)
+
+    def asked(self, run: SearchRun, batch: int, candidates: Sequence[Candidate]) -> None:
+        for observer in self.observers:
+            observer.asked(run, batch, candidates)
+
+    def result(self, run: SearchRun, result: Result) -> None:
+        for observer in self.observers:
+            observer.result(run, result)
+
+    def told(self, run: SearchRun, batch: int, told: Sequence[Evaluated]) -> None:
+        for observer in self.observers:
+            observer.told(run, batch, told)
+
+    def stopped(self, run: SearchRun) -> None:
+        for observer in self.observers:
+            observer.stopped(run)

@@ -1,0 +1,37 @@
+"""The driver's log lines: one format everywhere (console, ``driver.log``, each island's log)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+
+def formatter(island: int | None = None) -> logging.Formatter:
+    """``12:00:00 INFO message`` (``12:00:00 island 2 INFO message`` for an island's driver)."""
+    where = "" if island is None else f"island {island} "
+    return logging.Formatter(f"%(asctime)s {where}%(levelname)s %(message)s", "%H:%M:%S")
+
+
+def log_to_console(island: int | None = None, level: int | None = None) -> None:
+    """``level`` and above to stderr; by default INFO when stderr is not a terminal (Slurm output files), else
+    WARNING (a live progress display is on the terminal). An existing console handler only gets the format."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    consoles = [h for h in root.handlers if type(h) is logging.StreamHandler]
+    for handler in consoles:
+        handler.setFormatter(formatter(island))
+    if not consoles:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(formatter(island))
+        console.setLevel(level or (logging.WARNING if sys.stderr.isatty() else logging.INFO))
+        root.addHandler(console)
+
+
+def log_to_file(path: Path, island: int | None = None) -> None:
+    """Also write the log to ``path`` (appended)."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(formatter(island))
+    root.addHandler(handler)

@@ -1,0 +1,94 @@
+"""The driver as a process: logging, signals, requeueing its own Slurm job, detaching, the end-of-run line.
+
+``run``, ``resume`` and ``submit`` end up here; the search itself is :func:`workflow.driver.run_search`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from workflow.config import Config
+from workflow.driver import Observer, run_search
+from workflow.errors import WorkflowError
+from workflow.logs import log_to_console, log_to_file
+from workflow.progress import LogProgress, RichProgress
+from workflow.store.layout import DRIVER_LOG
+from workflow.tracking.experiment import with_tracking
+
+log = logging.getLogger("workflow")
+
+#: Exit status of a driver stopped by a signal without requeueing itself.
+STOPPED_BY_SIGNAL = 3
+
+
+class DriverSignal(BaseException):
+    """Raised in the main thread when the driver is told to stop (Slurm's pre-timeout signal, scancel)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_signal(signum: int, frame: object) -> None:
+    raise DriverSignal(signum)
+
+
+def drive(config: Config, run_dir: Path, *, write_report: bool, requeue_on_signal: bool = False) -> int:
+    """Run the search in ``run_dir`` in this process; the exit status of the command."""
+    log_to_console()
+    log_to_file(run_dir / DRIVER_LOG)
+    for signum in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, _raise_signal)
+    progress: Observer = RichProgress() if sys.stderr.isatty() else LogProgress()
+    try:
+        summary = run_search(config, run_dir, observers=with_tracking(config, run_dir, [progress]))
+    except DriverSignal as stop:
+        # Every event is already durable in the journal: nothing to flush beyond what the lock release did.
+        log.warning("driver stopped by %s; the run directory is consistent", stop)
+        job_id = os.environ.get("SLURM_JOB_ID")
+        if requeue_on_signal and job_id:
+            subprocess.run(["scontrol", "requeue", job_id], check=False)
+            log.warning("requeued Slurm job %s: the driver resumes when it starts again", job_id)
+            return 0
+        print(f"stopped by {stop}: continue with `python -m workflow resume {run_dir}`", file=sys.stderr)
+        return STOPPED_BY_SIGNAL
+    if write_report:
+        from workflow.report import write_report as write
+
+        write(run_dir)
+    best = summary.best
+    best_text = f"{best.candidate.name} fitness {best.fitness:.5g} {best.candidate.hparams.to_dict()}" if best \
+        else "none (every evaluation failed)"
+    print(f"finished: {summary.evaluations} evaluations ({summary.failed} failed) in {run_dir}; best {best_text}")
+    return 0
+
+
+def drive_islands(config: Config, run_dir: Path, argv: Sequence[str], create: bool,
+                  prepare: Callable[[], object] | None = None) -> int:
+    """Run the island model: as one MPI rank when started under MPI, else relaunched under ``mpiexec``."""
+    from workflow.islands.launch import mpi_world_size, relaunch_under_mpi, run_islands_here
+
+    if config.islands.count < 2:
+        raise WorkflowError(f"config error: islands.count={config.islands.count}: the island model needs >= 2; "
+                            "use `run` for one population")
+    if mpi_world_size() == 1:
+        return relaunch_under_mpi(config, argv)
+    return run_islands_here(config, run_dir, create, prepare)
+
+
+def detach(run_dir: Path) -> int:
+    """Start ``resume RUN_DIR`` in its own session, surviving the login shell; output to driver.out."""
+    with open(run_dir / "driver.out", "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "workflow", "resume", str(run_dir)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True)
+    print(f"driver started (pid {proc.pid}), logging to {run_dir}/{DRIVER_LOG}")
+    print(f"follow it with:  python -m workflow status {run_dir}")
+    print(f"if it stops (logout, reboot), continue with:  python -m workflow resume {run_dir}")
+    return 0
