@@ -6,6 +6,8 @@ scancel). :class:`FakeSlurm` answers both from one table of tasks. A task runs (
 submitit's own ``process_job``, as a compute node would) the first time its state is asked for after it was
 submitted; ``fate(names, attempt)`` may instead give it another end: ``TIMEOUT``, ``PREEMPTED``, ``NODE_FAIL``,
 ``OUT_OF_MEMORY`` (no result), ``LOST`` (it vanishes from sacct and squeue), ``PENDING`` (not yet).
+``max_submit`` is the association's MaxSubmitJobs as sacctmgr reports it (None: no limit); ``most_queued``
+is the most tasks that were ever pending or running at once.
 """
 
 from __future__ import annotations
@@ -42,9 +44,11 @@ class FakeSlurm(MockedSubprocess):
 
     PARTITIONS = "gpu|infinite|gpu:2|up\ngpu2|infinite|gpu:2|up\n"
 
-    def __init__(self, fate: Fate | None = None) -> None:
+    def __init__(self, fate: Fate | None = None, max_submit: int | None = None) -> None:
         super().__init__(known_cmds=["srun", "sbatch", "sinfo"])
         self.fate = fate or (lambda names, attempt: "COMPLETED")
+        self.max_submit = max_submit
+        self.most_queued = 0
         self.tasks: dict[str, Task] = {}
         self.attempts: dict[str, int] = {}  # evaluation name -> times a task of it was decided
         self.sbatch_calls = 0
@@ -64,7 +68,11 @@ class FakeSlurm(MockedSubprocess):
         ids = [f"{job_id}_{i}" for i in range(int(array.group(1)) + 1)] if array else [job_id]
         for task_id in ids:
             self.tasks[task_id] = Task(task_id, name.group(1), folder.group(1))
+        self.most_queued = max(self.most_queued, len(self._queued()))
         return f"Submitted batch job {job_id}\n"
+
+    def _queued(self) -> list[Task]:
+        return [t for t in self.tasks.values() if t.state in ("PENDING", "RUNNING")]
 
     def sacct(self, args: Sequence[str]) -> str:  # submitit's watcher
         return "JobID|State\n" + "\n".join(f"{t.job_id}|{t.state}" for t in self.tasks.values() if t.state != "LOST")
@@ -77,6 +85,13 @@ class FakeSlurm(MockedSubprocess):
             return self.PARTITIONS
         if program == "scontrol":
             return "MaxArraySize            = 1001\n"
+        if program == "sacctmgr" and "user" in args:  # show user NAME format=DefaultAccount
+            return "research\n"
+        if program == "sacctmgr":
+            limit = self.max_submit if "assoc" in args else None
+            return "" if limit is None else f"{limit}\n"
+        if program == "squeue" and "-u" in args:  # the user's queued jobs, for the submission limit
+            return "".join(f"{t.job_id}\n" for t in self._queued())
         if program == "scancel":
             for job_id in args:
                 for task in self._matching([job_id]):

@@ -41,6 +41,9 @@ class RecordingSink:
     def previous_submission(self, name):
         return self.previous.get(name)
 
+    def waiting(self):
+        self.waits = getattr(self, "waits", 0) + 1
+
 
 def cli(*args, check=True, timeout=600, env=None):
     """``python -m workflow ARGS`` in the repository root; raises with its output when it fails and ``check``."""
@@ -49,3 +52,15 @@ def cli(*args, check=True, timeout=600, env=None):
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def genes(n_layers: int, hidden_size: int, activation: str, dropout: float) -> dict[str, Any]:
+    """A genotype of the seed's four genes."""
+    return {"n_layers": n_layers, "hidden_size": hidden_size, "activation": activation, "dropout": dropout}
+
+
+def reproducible(metrics: dict[str, float]) -> dict[str, float]:
+    """``metrics`` without the measured ones (latency, training time), which differ from run to run."""
+    from workflow.tasks import MLP_MEASURED_METRICS
+
+    return {k: v for k, v in metrics.items() if k not in MLP_MEASURED_METRICS}

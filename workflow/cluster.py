@@ -119,6 +119,12 @@ def parse_max_array_size(text: str) -> int:
     return int(match.group(1)) if match else 1001
 
 
+def parse_limits(text: str) -> int | None:
+    """The smallest number in a column of ``sacctmgr -nP`` output (one value per line; empty: no limit)."""
+    values = [int(line.strip()) for line in text.splitlines() if line.strip().isdigit()]
+    return min(values, default=None)
+
+
 def parse_sacct(text: str) -> dict[str, str]:
     """``sacct -n -P -o JobID,State`` lines -> {``<array>_<task>`` or ``<job>``: state}.
 
@@ -182,6 +188,31 @@ def query_partitions() -> dict[str, Partition]:
 
 def query_max_array_size() -> int:
     return parse_max_array_size(_run(["scontrol", "show", "config"]))
+
+
+def query_max_submit_jobs(user: str, account: str | None = None, qos: str | None = None) -> int | None:
+    """The most jobs (each array task counts as one) ``user`` may have pending or running at once: the smaller
+    of the association's ``MaxSubmitJobs`` and the QOS's ``MaxSubmitJobsPerUser``; None when neither is set
+    or accounting cannot be asked (then sbatch is the judge)."""
+    limits = []
+    try:
+        # A job without --account runs under the user's default account: only that association binds it.
+        account = account or _run(["sacctmgr", "-nP", "show", "user", user, "format=DefaultAccount"]).strip()
+        where = [f"user={user}"] + ([f"account={account}"] if account else [])
+        limits.append(parse_limits(_run(["sacctmgr", "-nP", "show", "assoc", "where", *where,
+                                         "format=MaxSubmit"])))
+        limits.append(parse_limits(_run(["sacctmgr", "-nP", "show", "qos", "where", f"name={qos or 'normal'}",
+                                         "format=MaxSubmitPU"])))
+    except ClusterError as exc:
+        log.info("could not read the submission limits (%s); relying on sbatch", exc)
+    found = [limit for limit in limits if limit is not None]
+    return min(found) if found else None
+
+
+def query_user_jobs(user: str) -> int:
+    """How many jobs ``user`` has pending or running now, counting every array task (as the limits do)."""
+    return len(_run(["squeue", "-h", "-r", "-u", user, "-t", "PENDING,RUNNING,CONFIGURING,COMPLETING,"
+                     "REQUEUED,RESIZING,SUSPENDED", "-o", "%i"]).split())
 
 
 def query_states(array_ids: Iterable[str]) -> dict[str, str]:

@@ -26,8 +26,10 @@ from workflow.backends import Backend, make_backend
 from workflow.config import Config, OptimizerConfig, from_mapping
 from workflow.driver import run_search
 from workflow.errors import ConfigError
+from workflow.front import front_hypervolume, hypervolume_curve, reference_point
 from workflow.progress import LogProgress
 from workflow.records import Evaluated
+from workflow.space import SearchSpace
 from workflow.store.atomic import atomic_write_text
 from workflow.store.rundir import prepare_run_dir
 from workflow.tables import csv_text, ranked, running_best, top_table
@@ -148,11 +150,64 @@ def write_comparison(config: Config, optimizers: Sequence[str], outcomes: Sequen
     summary = [_summary_row(name, [o for o in outcomes if o.optimizer == name]) for name in optimizers]
     files = {"summary_md": out / "summary.md", "summary_csv": out / "summary.csv",
              "best_so_far": out / "best_so_far.png", "top10": out / "top10.md"}
+    columns: tuple[str, ...] = SUMMARY_COLUMNS
+    if config.multi_objective:  # first: it adds each run's and each optimizer's hypervolume to the tables
+        files.update(write_hypervolumes(config, optimizers, outcomes, runs, summary, out))
+        columns = (*SUMMARY_COLUMNS, "hypervolume_median")
     atomic_write_text(files["summary_md"], summary_markdown(config, summary, runs), mode=0o644)
-    atomic_write_text(files["summary_csv"], csv_text(SUMMARY_COLUMNS, summary), mode=0o644)
+    atomic_write_text(files["summary_csv"], csv_text(columns, summary), mode=0o644)
     plot_best_so_far(config, optimizers, outcomes, files["best_so_far"])
-    atomic_write_text(files["top10"], merged_top_table(outcomes), mode=0o644)
+    atomic_write_text(files["top10"], merged_top_table(outcomes, config.search_space()), mode=0o644)
     return {"runs": runs, "summary": summary, "files": {k: str(v) for k, v in files.items()}}
+
+
+def write_hypervolumes(config: Config, optimizers: Sequence[str], outcomes: Sequence[RunOutcome],
+                       runs: list[dict[str, Any]], summary: list[dict[str, Any]], out: Path) -> dict[str, Path]:
+    """Multi-objective: each run's hypervolume (one reference point for all runs: the configured one, else the
+    worst value seen in any run plus 10%), the median per optimizer, and hypervolume against evaluations."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    objectives = config.optimizer.objectives
+    reference = reference_point([e for o in outcomes for e in o.evaluated], objectives,
+                                config.optimizer.reference_point)
+    for row, outcome in zip(runs, outcomes):
+        row["hypervolume"] = front_hypervolume(outcome.evaluated, objectives, reference)
+    lines = [f"# Hypervolume: {config.name}", "",
+             "Objectives: " + ", ".join(f"{o.metric} ({o.direction})" for o in objectives)
+             + f"; reference point (minimised space): {[round(float(v), 6) for v in reference]}", "",
+             "| optimizer | runs | hypervolume (median) | min | max |", "|---|---|---|---|---|"]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for row in summary:
+        volumes = [r["hypervolume"] for r in runs if r["optimizer"] == row["optimizer"]]
+        row["hypervolume_median"] = statistics.median(volumes) if volumes else 0.0
+        lines.append(f"| {row['optimizer']} | {len(volumes)} | {_g(row['hypervolume_median'])} | "
+                     f"{_g(min(volumes, default=0.0))} | {_g(max(volumes, default=0.0))} |")
+    for name in optimizers:
+        curves = [hypervolume_curve(o.evaluated, objectives, reference) for o in outcomes
+                  if o.optimizer == name and o.evaluated]
+        if not curves:
+            continue
+        length = min(len(c) for c in curves)
+        xs = [n for n, _ in curves[0][:length]]
+        values = np.array([[v for _, v in c[:length]] for c in curves])
+        ax.plot(xs, np.median(values, axis=0), label=f"{name} (median of {len(curves)})")
+        ax.fill_between(xs, values.min(axis=0), values.max(axis=0), alpha=0.2, linewidth=0)
+    ax.set_xlabel("evaluation")
+    ax.set_ylabel("hypervolume (higher is better)")
+    ax.set_title(f"{config.name}: hypervolume of the evaluations so far, median and min-max over seeds")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend()
+    fig.tight_layout()
+    files = {"hypervolume_md": out / "hypervolume.md", "hypervolume_png": out / "hypervolume.png"}
+    fig.savefig(files["hypervolume_png"], dpi=100)
+    plt.close(fig)
+    atomic_write_text(files["hypervolume_md"], "\n".join(lines) + "\n", mode=0o644)
+    return files
 
 
 def _run_row(outcome: RunOutcome) -> dict[str, Any]:
@@ -202,11 +257,12 @@ def summary_markdown(config: Config, summary: Sequence[dict[str, Any]], runs: Se
     return "\n".join(lines) + "\n"
 
 
-def merged_top_table(outcomes: Sequence[RunOutcome], n: int = 10) -> str:
+def merged_top_table(outcomes: Sequence[RunOutcome], space: SearchSpace, n: int = 10) -> str:
     """The ten best evaluations of all runs (name, optimizer, seed, the hyperparameters, fitness), best first."""
     seed_of = {id(e): o.seed for o in outcomes for e in o.evaluated}
-    return top_table([e for o in outcomes for e in o.evaluated], n, "Top ten best models (all optimizers and seeds)",
-                     extra={"optimizer": lambda e: e.candidate.optimizer, "seed": lambda e: seed_of[id(e)]})
+    return top_table([e for o in outcomes for e in o.evaluated], space, n,
+                     "Top ten best models (all optimizers and seeds)",
+                     extra={"search": lambda e: e.candidate.optimizer, "seed": lambda e: seed_of[id(e)]})
 
 
 def plot_best_so_far(config: Config, optimizers: Sequence[str], outcomes: Sequence[RunOutcome],

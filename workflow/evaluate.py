@@ -36,7 +36,7 @@ class EvaluationSpec:
 
     @classmethod
     def from_config(cls, config: Config, run_dir: Path | str, island: int = 0) -> EvaluationSpec:
-        return cls(task=config.task, train=config.train, objective=config.objective,
+        return cls(task=config.task, train=config.train, objective=config.scoring(),
                    tracking=TrackingSpec.from_config(config, run_dir, island),
                    checkpoint=config.backend.name == "slurm")
 

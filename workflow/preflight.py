@@ -3,15 +3,17 @@ directory exists and before anything is submitted. Each refusal is one :class:`C
 
 from __future__ import annotations
 
-from workflow.config import Config
+from workflow.config import Config, TaskConfig
 from workflow.errors import ConfigError
-from workflow.records import Hparams
-from workflow.tasks import IMAGE_DATASETS, missing_image_files, missing_images_message
+from workflow.tasks import FILE_TASKS, IMAGE_DATASETS, missing_image_files, missing_images_message
 
 
 def check_data(config: Config) -> None:
-    """An image task's files are in ``task.data_dir`` on the driver: already there, or downloaded now."""
+    """A task's data can be read on the driver: the user's file is usable; an image task's files are in
+    ``task.data_dir``, already there or downloaded now."""
     task = config.task
+    if task.name in FILE_TASKS:
+        _check_file(task)
     if task.name not in IMAGE_DATASETS:
         return
     missing = missing_image_files(task.name, task.data_dir)
@@ -43,9 +45,23 @@ def check_objective(config: Config) -> None:
         from workflow.objectives.command import check_command
 
         try:
-            check_command(objective, Hparams.gene_names())
+            check_command(objective, config.search_space().names)
         except ValueError as exc:
             raise ConfigError("objective.argv", list(objective.argv), str(exc)) from None
+
+
+def _check_file(task: TaskConfig) -> None:
+    from workflow.datasets.tabular import DataError, check_csv, check_npz
+
+    try:
+        if task.name == "csv":
+            check_csv(task.path or "", target=task.target or "", kind=task.kind, features=task.features,
+                      val_fraction=task.val_fraction)
+        else:
+            check_npz(task.path or "", kind=task.kind, x_key=task.x_key, y_key=task.y_key,
+                      val_fraction=task.val_fraction)
+    except DataError as exc:
+        raise ConfigError(exc.key, exc.value, exc.problem) from None
 
 
 def check_cluster(config: Config) -> None:

@@ -36,9 +36,13 @@ class _Counts:
         for result in state.results.values():
             self._count(result)
 
-    def batch(self, number: int, candidates: Sequence[Candidate], state: RunState) -> None:
-        self.current_batch, self.batch_size = number, len(candidates)
-        self.in_flight = sum(c.name not in state.results for c in candidates)
+    def asked(self, candidates: Sequence[Candidate], state: RunState) -> bool:
+        """Count newly asked candidates; True when they open a generation not seen before."""
+        self.in_flight += sum(c.name not in state.results for c in candidates)
+        newest = max((c.generation for c in candidates), default=self.current_batch)
+        opened = newest > self.current_batch
+        self.current_batch = max(self.current_batch, newest)
+        return opened
 
     def result(self, result: Result) -> None:
         self.in_flight = max(self.in_flight - 1, 0)
@@ -58,7 +62,7 @@ class _Counts:
 
 
 class LogProgress(Observer):
-    """One log line per batch and per result: readable in driver.log and Slurm output files."""
+    """One log line per generation and per result: readable in driver.log and Slurm output files."""
 
     def __init__(self) -> None:
         self.counts = _Counts()
@@ -66,10 +70,10 @@ class LogProgress(Observer):
     def started(self, run: SearchRun) -> None:
         self.counts.start(run.config, run.state)
 
-    def asked(self, run: SearchRun, batch: int, candidates: Sequence[Candidate]) -> None:
-        self.counts.batch(batch, candidates, run.state)
-        log.info("generation %d/%d: %d evaluations running", batch, self.counts.total_batches,
-                 self.counts.in_flight)
+    def asked(self, run: SearchRun, candidates: Sequence[Candidate]) -> None:
+        if self.counts.asked(candidates, run.state) or not getattr(run.optimizer, "steady", False):
+            log.info("generation %d/%d: %d evaluations running", self.counts.current_batch,
+                     self.counts.total_batches, self.counts.in_flight)
 
     def result(self, run: SearchRun, result: Result) -> None:
         self.counts.result(result)
@@ -100,8 +104,8 @@ class RichProgress(Observer):
         self.live.start()
         self.live.update(self._render())
 
-    def asked(self, run: SearchRun, batch: int, candidates: Sequence[Candidate]) -> None:
-        self.counts.batch(batch, candidates, run.state)
+    def asked(self, run: SearchRun, candidates: Sequence[Candidate]) -> None:
+        self.counts.asked(candidates, run.state)
         self.live.update(self._render())
 
     def result(self, run: SearchRun, result: Result) -> None:

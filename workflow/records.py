@@ -1,5 +1,8 @@
 """Small frozen value types that cross boundaries (optimizer <-> driver <-> backends <-> store).
 
+A genotype is a plain mapping from gene names to values (``int``, ``float``, ``str``, ``bool``, a list of ints
+for a layers gene), in the space's order; :mod:`workflow.space` knows the types.
+
 They are plain data: JSON round-trips through ``to_dict``/``from_dict`` so the journal, the Slurm
 pickles and the MPI messages all carry the same shapes.
 """
@@ -7,44 +10,13 @@ pickles and the MPI messages all carry the same shapes.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Status = Literal["ok", "failed"]
 
 #: Fitness given to a failed evaluation: the worst possible for a minimised objective.
 WORST_FITNESS = math.inf
-
-
-@dataclass(frozen=True)
-class Hparams:
-    """One genotype: the four hyperparameters of the seed's MLP."""
-
-    n_layers: int
-    hidden_size: int
-    activation: str
-    dropout: float
-
-    @classmethod
-    def gene_names(cls) -> tuple[str, ...]:
-        """The genes in the chromosome's order (crossover, tables, BO dimensions)."""
-        return tuple(f.name for f in fields(cls))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_row(self) -> dict[str, Any]:
-        """The genes as table cells (dropout rounded to 6 digits)."""
-        return {**self.to_dict(), "dropout": round(self.dropout, 6)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Hparams:
-        return cls(
-            n_layers=int(data["n_layers"]),
-            hidden_size=int(data["hidden_size"]),
-            activation=str(data["activation"]),
-            dropout=float(data["dropout"]),
-        )
 
 
 @dataclass(frozen=True)
@@ -56,7 +28,8 @@ class Candidate:
     """
 
     name: str
-    hparams: Hparams
+    #: The genotype: gene name -> value, in the space's order (a mapping; treat it as read-only).
+    hparams: dict[str, Any]
     generation: int
     index: int
     optimizer: str
@@ -64,15 +37,17 @@ class Candidate:
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["hparams"] = self.hparams.to_dict()
-        return data
+        # Spelled out, not dataclasses.asdict: this runs for every journal event (asdict deep-copies).
+        return {"name": self.name,
+                "hparams": {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in self.hparams.items()},
+                "generation": self.generation, "index": self.index, "optimizer": self.optimizer,
+                "island": self.island, "seed": self.seed}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Candidate:
         return cls(
             name=str(data["name"]),
-            hparams=Hparams.from_dict(data["hparams"]),
+            hparams=dict(data["hparams"]),
             generation=int(data["generation"]),
             index=int(data["index"]),
             optimizer=str(data["optimizer"]),
@@ -107,10 +82,11 @@ class Result:
                    job_id=job_id)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
         # JSON has no infinity: the journal stores the worst fitness as null.
-        data["fitness"] = None if not math.isfinite(self.fitness) else self.fitness
-        return data
+        return {"name": self.name, "status": self.status,
+                "fitness": None if not math.isfinite(self.fitness) else self.fitness,
+                "metrics": dict(self.metrics), "seconds": self.seconds, "reason": self.reason,
+                "job_id": self.job_id}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:

@@ -63,7 +63,7 @@ def drive(config: Config, run_dir: Path, *, write_report: bool, requeue_on_signa
 
         write(run_dir)
     best = summary.best
-    best_text = f"{best.candidate.name} fitness {best.fitness:.5g} {best.candidate.hparams.to_dict()}" if best \
+    best_text = f"{best.candidate.name} fitness {best.fitness:.5g} {best.candidate.hparams}" if best \
         else "none (every evaluation failed)"
     print(f"finished: {summary.evaluations} evaluations ({summary.failed} failed) in {run_dir}; best {best_text}")
     return 0

@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from workflow.errors import ClusterError
-from workflow.store import RunStore
+from workflow.front import objective_values, pareto_front
+from workflow.store import RunState, RunStore
 from workflow.store.layout import JOURNAL, island_dir
 
 
@@ -19,16 +20,21 @@ def run_status(run_dir: Path) -> dict[str, Any]:
     store = RunStore.open(run_dir)
     if islands := store.island_count():
         return islands_status(run_dir, islands)
+    return _status(store, store.replay())
+
+
+def _status(store: RunStore, state: RunState) -> dict[str, Any]:
+    """The status of one run from its journal, read once."""
     config = store.config()
-    state = store.replay()
     evaluated = state.evaluated()
     failed = sum(not e.result.ok for e in evaluated)
     best = state.best()
+    pending = state.pending()
     unfinished_ids = {str(state.submissions[c.name].get("job_ids", {}).get(c.name, ""))
-                      for c in state.pending() if c.name in state.submissions} - {""}
+                      for c in pending if c.name in state.submissions} - {""}
     queue = _queue_states(unfinished_ids)
     generations = []
-    for number, batch in enumerate(state.batches, start=1):
+    for number, batch in sorted(state.members.items()):
         results = [state.results.get(c.name) for c in batch]
         ids = {c.name: str(state.submissions[c.name].get("job_ids", {}).get(c.name, ""))
                for c in batch if c.name in state.submissions}
@@ -44,25 +50,32 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "job_ids": sorted(set(ids.values()) - {""}),
         })
     return {
-        "run_dir": str(run_dir),
+        "run_dir": str(store.run_dir),
         "name": config.name,
         "optimizer": config.optimizer.name,
+        "mode": config.optimizer.mode,
         "backend": config.backend.name,
-        "generation": len(state.batches),
+        "generation": max(state.members, default=0),
         "generations": config.optimizer.generations,
         "evaluations": {
             "done": len(evaluated) - failed,
             "failed": failed,
-            "pending": len(state.pending()),
+            "pending": len(pending),
+            # Of the pending ones, those handed to the backend (the rest are asked, about to be submitted).
+            "in_flight": sum(c.name in state.submissions for c in pending),
             "planned": config.evaluations_planned,
         },
         "best": None if best is None else {
             "name": best.candidate.name,
             "fitness": best.fitness if math.isfinite(best.fitness) else None,
-            "hparams": best.candidate.hparams.to_dict(),
+            "hparams": dict(best.candidate.hparams),
         },
         "finished": state.finished,
         "per_generation": generations,
+        **({"pareto": [{"name": e.candidate.name, "objectives": objective_values(e, config.optimizer.objectives),
+                        "hparams": dict(e.candidate.hparams)}
+                       for e in pareto_front(evaluated, config.optimizer.objectives)]}
+           if config.multi_objective else {}),
     }
 
 
@@ -84,8 +97,13 @@ def islands_status(parent: Path, count: int) -> dict[str, Any]:
     islands: list[dict[str, Any]] = []
     for k in range(count):
         path = island_dir(parent, k)
-        island = run_status(path) if (path / JOURNAL).exists() else {"run_dir": str(path), "finished": False}
-        state = RunStore(path).replay()
+        if not (path / JOURNAL).exists():
+            islands.append({"run_dir": str(path), "finished": False, "island": k, "migrations_in": 0,
+                            "migrations_out": 0})
+            continue
+        store = RunStore(path)
+        state = store.replay()
+        island = _status(store, state)
         island["island"] = k
         island["migrations_in"] = state.count("immigrated")
         island["migrations_out"] = state.count("emigrated")
@@ -93,7 +111,7 @@ def islands_status(parent: Path, count: int) -> dict[str, Any]:
     bests = [dict(i["best"], island=i["island"]) for i in islands if i.get("best")]
     best = min(bests, key=lambda b: b["fitness"], default=None)
     totals = {key: sum(i.get("evaluations", {}).get(key, 0) for i in islands)
-              for key in ("done", "failed", "pending", "planned")}
+              for key in ("done", "failed", "pending", "in_flight", "planned")}
     config = RunStore.open(parent).config()
     return {
         "run_dir": str(parent), "name": config.name, "optimizer": config.optimizer.name,
@@ -125,13 +143,23 @@ def print_status(status: dict[str, Any], console: Console | None = None) -> None
         return
     ev = status["evaluations"]
     state = "finished" if status["finished"] else "in progress"
-    console.print(f"[bold]{status['name']}[/] ({status['optimizer']}, {status['backend']}): {state}, "
-                  f"generation {status['generation']}/{status['generations']}")
-    console.print(f"evaluations: done {ev['done']}, failed {ev['failed']}, pending {ev['pending']}, "
-                  f"planned {ev['planned']}")
+    steady = status.get("mode") == "steady_state"
+    block = "block of births" if steady else "generation"
+    console.print(f"[bold]{status['name']}[/] ({status['optimizer']}, {status.get('mode', 'generational')}, "
+                  f"{status['backend']}): {state}, {block} {status['generation']}/{status['generations']}")
+    console.print(f"evaluations: done {ev['done']}, failed {ev['failed']}, in flight {ev.get('in_flight', 0)}, "
+                  f"pending {ev['pending']}, planned {ev['planned']}")
     if status["best"]:
         best = status["best"]
         console.print(f"best: {best['name']} fitness {best['fitness']:.5g} {best['hparams']}")
+    if "pareto" in status:
+        front = Table(title=f"Pareto front ({len(status['pareto'])})")
+        metrics = list(status["pareto"][0]["objectives"]) if status["pareto"] else []
+        for column in ["name", *metrics]:
+            front.add_column(column)
+        for member in status["pareto"][:20]:
+            front.add_row(member["name"], *(f"{member['objectives'][m]:.5g}" for m in metrics))
+        console.print(front)
     table = Table("generation", "done", "failed", "pending", "running", "job ids")
     for gen in status["per_generation"][-10:]:
         table.add_row(str(gen["generation"]), str(gen["done"]), str(gen["failed"]), str(gen["pending"]),

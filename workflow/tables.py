@@ -13,9 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from workflow.records import Evaluated
-
-#: The genes in the seed's table order ("name | dropout | hidden_size | n_layers | activation | fitness").
-TABLE_GENES = ("dropout", "hidden_size", "n_layers", "activation")
+from workflow.space import SearchSpace
 
 
 def cell(value: Any) -> str:
@@ -44,17 +42,18 @@ def ranked(evaluated: Iterable[Evaluated]) -> list[Evaluated]:
     return sorted((e for e in evaluated if e.result.ok and math.isfinite(e.fitness)), key=lambda e: e.fitness)
 
 
-def evaluation_row(e: Evaluated) -> dict[str, Any]:
-    """An evaluation as a table row: its name, genes and fitness."""
-    return {"name": e.candidate.name, **e.candidate.hparams.to_dict(), "fitness": e.fitness}
+def evaluation_row(e: Evaluated, space: SearchSpace) -> dict[str, Any]:
+    """An evaluation as a table row: its name, genes (as cells) and fitness."""
+    return {"name": e.candidate.name, **space.cells(e.candidate.hparams), "fitness": e.fitness}
 
 
-def top_table(evaluated: Iterable[Evaluated], n: int = 10, title: str = "Top ten best models",
+def top_table(evaluated: Iterable[Evaluated], space: SearchSpace, n: int = 10, title: str = "Top ten best models",
               extra: Mapping[str, Callable[[Evaluated], Any]] | None = None) -> str:
-    """The seed's table of the ``n`` best models; ``extra`` adds columns after the name (e.g. the island)."""
+    """The seed's table of the ``n`` best models (name, the genes in order, fitness); ``extra`` adds columns
+    after the name (e.g. the island)."""
     extra = extra or {}
-    columns = ["name", *extra, *TABLE_GENES, "fitness"]
-    rows = [{**evaluation_row(e), **{k: f(e) for k, f in extra.items()}} for e in ranked(evaluated)[:n]]
+    columns = ["name", *extra, *space.names, "fitness"]
+    rows = [{**evaluation_row(e, space), **{k: f(e) for k, f in extra.items()}} for e in ranked(evaluated)[:n]]
     return markdown_table(columns, rows, title)
 
 

@@ -1,4 +1,4 @@
-"""The built-in tasks and their datasets, as plain facts (no torch): what the driver checks and the trainer loads.
+"""The built-in model and tasks as plain facts (no torch): what the driver checks and the trainer builds or loads.
 
 The driver uses this table to check a task's files before anything is submitted; the trainer
 (:mod:`workflow.trainer.data`) uses it to find and load them.
@@ -12,7 +12,11 @@ from typing import Literal
 Kind = Literal["regression", "classification"]
 
 #: Every task name ``task.name`` accepts.
-TASK_NAMES = ("sinewave", "mnist", "fashion_mnist")
+TASK_NAMES = ("sinewave", "mnist", "fashion_mnist", "digits", "csv", "npz")
+#: Tasks whose ``task.target`` says the kind of learning (the seed's "MSE on the label" is ``regression``).
+LABELLED_TASKS = ("mnist", "fashion_mnist", "digits")
+#: Tasks read from the user's own file (``task.path``).
+FILE_TASKS = ("csv", "npz")
 
 #: Image tasks: the torchvision class, also the folder under ``task.data_dir`` (``<data_dir>/<class>/raw``).
 IMAGE_DATASETS: dict[str, str] = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
@@ -26,11 +30,14 @@ IDX_FILES: tuple[str, ...] = (
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 
-def task_kind(name: str, target: str) -> Kind:
-    """``regression`` (MSE) or ``classification`` (cross-entropy) for a task and its ``task.target``."""
-    if name == "sinewave" or target == "regression":
+def task_kind(name: str, target: str | None, kind: str = "regression") -> Kind:
+    """``regression`` (MSE) or ``classification`` (cross-entropy): sinewave regresses; images and digits follow
+    ``task.target`` (default classification); a file follows ``task.kind``."""
+    if name == "sinewave":
         return "regression"
-    return "classification"
+    if name in FILE_TASKS:
+        return "classification" if kind == "classification" else "regression"
+    return "regression" if target == "regression" else "classification"
 
 
 def image_raw_dir(name: str, data_dir: str) -> Path:
@@ -59,3 +66,38 @@ def missing_images_message(name: str, data_dir: str, missing: list[str], *, down
                 f"the driver has internet (it downloads them once, before submitting){debian}")
     return (f"{where} and task.download=false; put the four IDX files there, or set task.download=true where "
             f"the driver has internet{debian}")
+
+
+# ------------------------------------------------------------------------------------------ the built-in MLP
+
+#: Activation names the built-in MLP can build (``workflow.trainer.model.ACTIVATIONS``; a test keeps both in step).
+KNOWN_ACTIVATIONS: tuple[str, ...] = (
+    "relu", "leaky_relu", "elu", "gelu", "silu", "selu", "mish", "softplus", "sigmoid", "tanh",
+    "hardtanh", "identity",
+)
+
+#: Optimizers the built-in MLP trains with (``sgd`` with momentum 0.9).
+MLP_OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")
+
+#: The genes the built-in MLP understands, and the gene type each must have. The architecture is either
+#: ``n_layers`` + ``hidden_size`` (the seed's uniform width) or ``layers`` (a width per layer); a gene named
+#: like a ``train`` setting (learning_rate, batch_size, weight_decay, optimizer) overrides it.
+MLP_GENES: dict[str, str] = {
+    "n_layers": "int", "hidden_size": "int", "layers": "layers", "activation": "categorical", "dropout": "float",
+    "learning_rate": "float", "batch_size": "int", "weight_decay": "float", "optimizer": "categorical",
+}
+
+#: What the built-in MLP costs, reported with every result besides its losses: trainable parameters, forward
+#: FLOPs per sample (2 per weight of each linear layer: a multiply and an add), the measured latency of a
+#: forward pass of 1,000 samples on the training device (ms, median after a warm-up) and the training time.
+MLP_COST_METRICS: tuple[str, ...] = ("n_params", "flops", "latency_ms", "train_seconds")
+
+#: The cost metrics that are measured rather than computed: they differ from run to run (and between a
+#: resumed training and an uninterrupted one), so exact-replay guarantees are about the other metrics.
+MLP_MEASURED_METRICS: tuple[str, ...] = ("latency_ms", "train_seconds")
+
+
+def mlp_metrics(kind: Kind | str) -> tuple[str, ...]:
+    """The metrics a built-in MLP's result carries, in this order (any of them may be an objective)."""
+    validation = ("val_mse",) if kind == "regression" else ("val_loss", "val_acc")
+    return (*validation, "train_loss", "epochs", *MLP_COST_METRICS)

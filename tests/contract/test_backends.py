@@ -15,10 +15,10 @@ import pytest
 
 from tests.fake_slurm import FakeSlurm
 from tests.objectives.landscape import NAN, NO_METRIC, RAISES, SLEEPS
-from tests.support import ROOT, SMOKE, RecordingSink
+from tests.support import ROOT, SMOKE, RecordingSink, genes
 from workflow.backends import make_backend, run_batch
 from workflow.config import load_config
-from workflow.records import Candidate, Hparams
+from workflow.records import Candidate
 
 OBJECTIVE = ["objective.kind=python", "objective.function=tests.objectives.landscape:behave", "objective.metric=value",
              f"objective.path={ROOT}"]
@@ -34,7 +34,7 @@ KINDS = [pytest.param("inline"), pytest.param("local"), pytest.param("slurm-fake
 
 
 def cand(name: str, width: int, index: int = 1) -> Candidate:
-    return Candidate(name, Hparams(2, width, "tanh", 0.0), 1, index, "ga", seed=index)
+    return Candidate(name, genes(2, width, "tanh", 0.0), 1, index, "ga", seed=index)
 
 
 def config(kind: str, *extra: str):

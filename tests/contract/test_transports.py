@@ -14,11 +14,15 @@ from tests.support import ROOT
 from workflow.islands.transport import LocalHub
 
 SIZE = 3
+# Each rank writes its own file: lines printed by several ranks to one pipe can interleave.
 MPI_SCRIPT = """
-import json
+import json, sys
+from pathlib import Path
 from tests.contract.transport_checks import exercise
 from workflow.islands.transport import MPITransport
-print(json.dumps(exercise(MPITransport())), flush=True)
+transport = MPITransport()
+out = exercise(transport)
+Path(sys.argv[1], f"rank-{out['rank']}.json").write_text(json.dumps(out))
 """
 
 
@@ -54,8 +58,8 @@ def test_in_process_hub():
 
 
 @pytest.mark.mpi
-def test_mpi(mpi_runtime):
-    proc = subprocess.run([mpi_runtime, "-n", str(SIZE), sys.executable, "-c", MPI_SCRIPT], cwd=ROOT,
+def test_mpi(mpi_runtime, tmp_path):
+    proc = subprocess.run([mpi_runtime, "-n", str(SIZE), sys.executable, "-c", MPI_SCRIPT, str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _check([json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")])
+    _check([json.loads(path.read_text()) for path in sorted(tmp_path.glob("rank-*.json"))])

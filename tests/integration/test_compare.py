@@ -61,7 +61,7 @@ def test_compare_writes_table_plot_and_merged_top_ten(comparison):
     assert str(out / "compare" / "top10.md") in proc.stdout
 
     top = (out / "compare" / "top10.md").read_text().splitlines()
-    assert top[2] == "| name | optimizer | seed | dropout | hidden_size | n_layers | activation | fitness |"
+    assert top[2] == "| name | search | seed | n_layers | hidden_size | activation | dropout | fitness |"
     body = [line.split(" | ") for line in top[4:]]
     assert len(body) == 10
     every = sorted((float(r["fitness"]), r["name"], name) for name, table in results.items() for r in table)
@@ -105,7 +105,7 @@ def test_bo_run_crashes_and_resumes_with_bo_iteration_rows(tmp_path):
     assert "finished: 8 evaluations" in proc.stdout
     table = rows(run_dir / "results.csv")
     assert [r["name"] for r in table] == [f"BO-Iteration-{n}" for n in range(1, 9)]
-    assert all(r["optimizer"] == "bo" and r["status"] == "ok" for r in table)
+    assert all(r["search"] == "bo" and r["status"] == "ok" for r in table)
     assert [(r["generation"], r["index"]) for r in table[4:]] == [("2", str(i)) for i in range(1, 5)]
     assert re.search(r"best BO-Iteration-\d fitness", proc.stdout)
     assert (run_dir / "report" / "top10.md").read_text().count("| BO-Iteration-") == 8

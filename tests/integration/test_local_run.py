@@ -3,17 +3,18 @@
 import csv
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support import RecordingSink
+from tests.support import RecordingSink, genes
 from workflow.backends import run_batch
 from workflow.backends.local import LocalBackend
 from workflow.config import load_config
-from workflow.records import Candidate, Hparams
+from workflow.records import Candidate
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -39,7 +40,7 @@ def test_smoke_run_writes_results_for_every_evaluation(smoke_run):
     rows = list(csv.DictReader((run_dir / "results.csv").open()))
     assert [r["name"] for r in rows if r["generation"] == "1"] == [f"fitness-1-{i}" for i in range(1, 5)]
     assert len(rows) == 8
-    for column in ("name", "optimizer", "island", "generation", "index", "n_layers", "hidden_size",
+    for column in ("name", "search", "island", "generation", "index", "n_layers", "hidden_size",
                    "activation", "dropout", "status", "fitness", "seconds", "val_mse"):
         assert column in rows[0]
     assert all(r["status"] == "ok" and math.isfinite(float(r["fitness"])) for r in rows)
@@ -52,7 +53,7 @@ def test_status_json_and_report(smoke_run):
     status = json.loads(cli("status", run_dir, "--json").stdout)
     assert status["finished"] is True
     assert status["generation"] == 2
-    assert status["evaluations"] == {"done": 8, "failed": 0, "pending": 0, "planned": 8}
+    assert status["evaluations"] == {"done": 8, "failed": 0, "pending": 0, "in_flight": 0, "planned": 8}
     rows = list(csv.DictReader((run_dir / "results.csv").open()))
     best = min(rows, key=lambda r: float(r["fitness"]))
     assert status["best"]["name"] == best["name"]
@@ -66,7 +67,7 @@ def test_status_json_and_report(smoke_run):
         assert str(path) in out and path.stat().st_size > 0
     assert (run_dir / "report" / "evolution.png").read_bytes()[:4] == b"\x89PNG"
     top = (run_dir / "report" / "top10.md").read_text().splitlines()
-    assert top[2] == "| name | dropout | hidden_size | n_layers | activation | fitness |"
+    assert top[2] == "| name | n_layers | hidden_size | activation | dropout | fitness |"
     assert top[4].startswith(f"| {best['name']} |")
 
 
@@ -87,7 +88,9 @@ def test_rerun_same_config_is_a_no_op_and_different_config_is_refused(smoke_run)
     ("optimizer.tournament_size=9", "config error: optimizer.ga.tournament_size=9: must be <= "
                                     "optimizer.population_size (4)"),
     ("space.hidden_size=[128,16]", "config error: space.hidden_size=[128, 16]: low must be <= high"),
-    ("space.activation_tree=[relu, swish]", "config error: space.activation_tree='swish': unknown activation"),
+    ("space.activation.tree=[relu, swish]", "config error: space.activation='swish': unknown activation"),
+    ("space.activation_tree=[relu, swish]", "config error: space.activation_tree=['relu', 'swish']: moved to the "
+                                            "activation gene: space.activation.tree"),
 ])
 def test_bad_input_exits_before_any_work(tmp_path, override, message):
     run_dir = tmp_path / "run"
@@ -107,8 +110,8 @@ def test_missing_data_dir_without_download_is_refused(tmp_path):
 
 def test_local_backend_turns_failures_into_results(tmp_path):
     config = load_config(SMOKE, ["backend.timeout_s=20", "train.epochs=1"])
-    good = Candidate("good", Hparams(1, 16, "relu", 0.0), 1, 1, "ga", seed=1)
-    bad = Candidate("bad", Hparams(1, 16, "no_such_activation", 0.0), 1, 2, "ga", seed=2)
+    good = Candidate("good", genes(1, 16, "relu", 0.0), 1, 1, "ga", seed=1)
+    bad = Candidate("bad", genes(1, 16, "no_such_activation", 0.0), 1, 2, "ga", seed=2)
     backend = LocalBackend(config, tmp_path)
     sink = RecordingSink()
     try:
@@ -122,7 +125,7 @@ def test_local_backend_turns_failures_into_results(tmp_path):
 
 def test_local_backend_times_out_and_reports_nan(tmp_path):
     slow_config = load_config(SMOKE, ["backend.timeout_s=0.5", "train.epochs=50", "task.n_samples=20000"])
-    slow = Candidate("slow", Hparams(5, 128, "relu", 0.0), 1, 1, "ga", seed=1)
+    slow = Candidate("slow", genes(5, 128, "relu", 0.0), 1, 1, "ga", seed=1)
     backend = LocalBackend(slow_config, tmp_path)
     sink = RecordingSink()
     try:
@@ -133,7 +136,7 @@ def test_local_backend_times_out_and_reports_nan(tmp_path):
     assert sink.results["slow"].reason == "timed out after 0.5 s (backend.timeout_s)"
 
     nan_config = load_config(SMOKE, ["train.learning_rate=1e12", "train.epochs=2"])
-    diverging = Candidate("nan", Hparams(3, 128, "relu", 0.0), 1, 1, "ga", seed=1)
+    diverging = Candidate("nan", genes(3, 128, "relu", 0.0), 1, 1, "ga", seed=1)
     backend = LocalBackend(nan_config, tmp_path)
     sink = RecordingSink()
     try:
@@ -141,3 +144,19 @@ def test_local_backend_times_out_and_reports_nan(tmp_path):
     finally:
         backend.close()
     assert sink.results["nan"].status == "failed" and "non-finite" in sink.results["nan"].reason
+
+
+def test_a_run_directory_of_version_0_1_resumes_as_a_new_run_would(tmp_path):
+    # Written by 0.1 (tests/fixtures/run-v0.1): flat optimizer keys, a bounds-pair space, killed after asking
+    # generation 2. Today's code reads its config as the same four genes and replays its journal exactly.
+    old = tmp_path / "old"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "run-v0.1", old, ignore=shutil.ignore_patterns("README.md"))
+    old.chmod(0o700)
+    cli("resume", old, "--no-report")
+    fresh = tmp_path / "fresh"
+    cli("run", SMOKE, "--run-dir", fresh, "--no-report")
+    resumed, uninterrupted = (list(csv.DictReader((d / "results.csv").open())) for d in (old, fresh))
+    assert [(r["name"], r["n_layers"], r["hidden_size"], r["activation"], r["dropout"], r["fitness"])
+            for r in resumed] == [(r["name"], r["n_layers"], r["hidden_size"], r["activation"], r["dropout"],
+                                   r["fitness"]) for r in uninterrupted]
+    assert len(resumed) == 8

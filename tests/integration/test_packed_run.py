@@ -9,8 +9,9 @@ from pathlib import Path
 
 import yaml
 
+from tests.support import genes
 from workflow.config import TaskConfig, TrainConfig
-from workflow.records import Candidate, Hparams
+from workflow.records import Candidate
 from workflow.tracking.readback import offline_records
 from workflow.tracking.spec import TrackingSpec
 from workflow.trainer import evaluate_pack
@@ -40,7 +41,7 @@ def test_each_member_of_a_pack_gets_its_own_wandb_run(tmp_path, monkeypatch):
         monkeypatch.delenv(key)
     spec = TrackingSpec(mode="offline", project="packed", entity=None, group="packed-test",
                         dir=str(tmp_path / "wandb"), tag="t0")
-    cands = [Candidate(name=f"fitness-0-{i}", hparams=Hparams(1 + i, 16 * (i + 1), "tanh", 0.1), generation=0,
+    cands = [Candidate(name=f"fitness-0-{i}", hparams=genes(1 + i, 16 * (i + 1), "tanh", 0.1), generation=0,
                        index=i, optimizer="ga", seed=i) for i in range(2)]
     results = evaluate_pack(cands, TaskConfig(name="sinewave", n_samples=300), TrainConfig(epochs=2), tracking=spec)
     records = offline_records(tmp_path / "wandb")
@@ -49,4 +50,4 @@ def test_each_member_of_a_pack_gets_its_own_wandb_run(tmp_path, monkeypatch):
         record = records[spec.run_id(c.name)]
         assert record.name == c.name and record.state == "finished"
         assert record.summary["fitness"] == r.fitness and record.summary["epoch"] == 2
-        assert record.config["hidden_size"] == c.hparams.hidden_size
+        assert record.config["hidden_size"] == c.hparams["hidden_size"]

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import RecordingSink
+from tests.support import RecordingSink, genes
 from workflow.backends import run_batch
 from workflow.backends.slurm import SlurmBackend
 from workflow.config import load_config
-from workflow.records import Candidate, Hparams
+from workflow.records import Candidate
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -112,13 +112,13 @@ def test_failures_in_one_array_are_recorded_with_their_state(tmp_path):
                                  "slurm.lost_grace_s=30", "slurm.max_requeues=0",
                                  # 20 epochs of 8,000 samples: seconds for a 1x16 MLP, many minutes for 5x2048.
                                  "train.epochs=20", "task.n_samples=10000"])
-    ok = Candidate("ok", Hparams(1, 16, "relu", 0.0), 1, 1, "ga", seed=1)
-    raises = Candidate("raises", Hparams(1, 16, "not_an_activation", 0.0), 1, 2, "ga", seed=2)
+    ok = Candidate("ok", genes(1, 16, "relu", 0.0), 1, 1, "ga", seed=1)
+    raises = Candidate("raises", genes(1, 16, "not_an_activation", 0.0), 1, 2, "ga", seed=2)
     # 40 layers of 8192 units: ~2.7e9 parameters, far beyond 1.5 GB -> the cgroup kills it.
-    memory = Candidate("memory", Hparams(40, 8192, "relu", 0.0), 1, 3, "ga", seed=3)
+    memory = Candidate("memory", genes(40, 8192, "relu", 0.0), 1, 3, "ga", seed=3)
     # These run until the 1-minute limit ends them, or scancel does.
-    timeout = Candidate("timeout", Hparams(5, 2048, "relu", 0.0), 1, 4, "ga", seed=4)
-    cancelled = Candidate("cancelled", Hparams(5, 2048, "relu", 0.0), 1, 5, "ga", seed=5)
+    timeout = Candidate("timeout", genes(5, 2048, "relu", 0.0), 1, 4, "ga", seed=4)
+    cancelled = Candidate("cancelled", genes(5, 2048, "relu", 0.0), 1, 5, "ga", seed=5)
     backend = SlurmBackend(config, tmp_path)
     sink = RecordingSink()
     canceller = _cancel_once_running(sink, "cancelled")
@@ -152,7 +152,7 @@ def test_submit_detaches_and_status_follows_it_to_the_end(tmp_path):
         time.sleep(1)
     assert status["finished"], (run_dir / "driver.log").read_text()[-3000:]
     assert status["backend"] == "slurm"
-    assert status["evaluations"] == {"done": 8, "failed": 0, "pending": 0, "planned": 8}
+    assert status["evaluations"] == {"done": 8, "failed": 0, "pending": 0, "in_flight": 0, "planned": 8}
     assert all(g["job_ids"] for g in status["per_generation"])
     assert "generation 2/2" in (run_dir / "driver.log").read_text()
 
@@ -162,7 +162,7 @@ def test_one_individual_trained_with_ddp_over_two_processes_in_one_task(tmp_path
     Slurm for 2 CPUs (derived from the same setting)."""
     config = load_config(SMOKE, ["backend.name=slurm", "slurm.partition=gpu2", "slurm.poll_s=0.5",
                                  "train.accelerator=cpu", "train.devices=2", "train.epochs=2", "slurm.mem_gb=2"])
-    cand = Candidate("ddp", Hparams(2, 32, "relu", 0.0), 1, 1, "ga", seed=3)
+    cand = Candidate("ddp", genes(2, 32, "relu", 0.0), 1, 1, "ga", seed=3)
     sink = RecordingSink()
     run_batch(SlurmBackend(config, tmp_path), [cand], sink)
     result = sink.results["ddp"]
@@ -214,8 +214,8 @@ def test_without_accounting_squeue_follows_the_tasks_and_a_vanished_one_is_lost(
     one (here scancel'ed) is failed as lost once ``slurm.lost_grace_s`` has passed, not waited on forever."""
     config = load_config(SMOKE, ["backend.name=slurm", "slurm.partition=gpu2", "slurm.poll_s=0.5",
                                  "slurm.lost_grace_s=5", "train.epochs=20", "task.n_samples=10000"])
-    ok = Candidate("ok", Hparams(1, 16, "relu", 0.0), 1, 1, "ga", seed=1)
-    cancelled = Candidate("cancelled", Hparams(5, 2048, "relu", 0.0), 1, 2, "ga", seed=2)  # runs for minutes
+    ok = Candidate("ok", genes(1, 16, "relu", 0.0), 1, 1, "ga", seed=1)
+    cancelled = Candidate("cancelled", genes(5, 2048, "relu", 0.0), 1, 2, "ga", seed=2)  # runs for minutes
     backend = SlurmBackend(config, tmp_path)
     sink = RecordingSink()
     canceller = _cancel_once_running(sink, "cancelled", ready=lambda: "ok" in sink.results)
@@ -235,7 +235,7 @@ def test_a_preempted_task_is_submitted_again_and_its_evaluation_finishes_once(tm
     config = load_config(SMOKE, ["backend.name=slurm", "slurm.partition=gpu", "slurm.poll_s=0.5", "slurm.mem_gb=0.5",
                                  "objective.kind=python", f"objective.path={ROOT}", "objective.metric=value",
                                  "objective.function=tests.objectives.landscape:steps_with_checkpoint"])
-    cand = Candidate("long", Hparams(2, 90, "tanh", 0.0), 1, 1, "ga", seed=1)
+    cand = Candidate("long", genes(2, 90, "tanh", 0.0), 1, 1, "ga", seed=1)
     sink = RecordingSink()
     backend = SlurmBackend(config, tmp_path)
     step = tmp_path / "evals" / "long" / "step"
@@ -246,8 +246,8 @@ def test_a_preempted_task_is_submitted_again_and_its_evaluation_finishes_once(tm
         while time.monotonic() < deadline and not preempted:
             if step.exists() and int(step.read_text() or 0) >= 5:  # running, with progress saved
                 preempted.append(sink.job_ids["long"])
-                subprocess.run(["sbatch", "-p", "urgent", "-c", "8", "--mem=1000M", "-J", "urgent-blocker", "-o", "/dev/null",
-                                "--wrap", "sleep 4"], check=True, capture_output=True)
+                subprocess.run(["sbatch", "-p", "urgent", "-c", "8", "--mem=1000M", "-J", "urgent-blocker",
+                                "-o", "/dev/null", "--wrap", "sleep 4"], check=True, capture_output=True)
             time.sleep(0.2)
 
     thread = threading.Thread(target=preempt_once_running, daemon=True)
@@ -265,3 +265,46 @@ def test_a_preempted_task_is_submitted_again_and_its_evaluation_finishes_once(tm
     states = _await_sacct(preempted[0], lambda rows: rows and rows[0][1] == "PREEMPTED")
     assert states[0][1] == "PREEMPTED", states
     assert len(sink.results) == 1
+
+
+@pytest.fixture
+def limited_account():
+    """An account of this user's with MaxSubmitJobs=2 (the dev cluster does not enforce limits, so only the
+    workflow's own throttling keeps the queue at two)."""
+    import getpass
+
+    user = getpass.getuser()
+    subprocess.run(["sacctmgr", "-i", "add", "account", "gaslimit"], capture_output=True, text=True)
+    subprocess.run(["sacctmgr", "-i", "add", "user", user, "account=gaslimit"], capture_output=True, text=True)
+    set_limit = subprocess.run(["sacctmgr", "-i", "modify", "user", "where", f"name={user}", "account=gaslimit",
+                                "set", "MaxSubmitJobs=2"], capture_output=True, text=True)
+    assert set_limit.returncode == 0, set_limit.stdout + set_limit.stderr
+    shown = subprocess.run(["sacctmgr", "-nP", "show", "assoc", "where", f"user={user}", "account=gaslimit",
+                            "format=MaxSubmit"], capture_output=True, text=True, check=True).stdout
+    assert shown.split() == ["2"], shown
+    yield "gaslimit"
+    # The user's other associations were never limited; this one is left without a limit for later tests.
+    subprocess.run(["sacctmgr", "-i", "modify", "user", "where", f"name={user}", "account=gaslimit", "set",
+                    "MaxSubmitJobs=-1"], capture_output=True, text=True, check=True)
+
+
+def test_steady_state_keeps_the_queue_within_max_submit_jobs(tmp_path, limited_account):
+    run_dir = tmp_path / "run"
+    cli("run", SMOKE, "--run-dir", run_dir, "--no-report", "backend.name=slurm", "slurm.poll_s=0.5",
+        f"slurm.account={limited_account}", "optimizer.mode=steady_state", "optimizer.generations=2",
+        "objective.kind=python", "objective.function=tests.objectives.landscape:seed_landscape",
+        f"objective.path={ROOT}")
+    journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    # A task is in the queue from its submission intent to its result, in the driver's own order of events.
+    queued, most = set(), 0
+    for event in journal:
+        if event["event"] == "submitting":
+            queued |= set(event["names"])
+        elif event["event"] == "result":
+            queued.discard(event["result"]["name"])
+        most = max(most, len(queued))
+    results = [e["result"] for e in journal if e["event"] == "result"]
+    assert len(results) == len({r["name"] for r in results}) == 8 and all(r["status"] == "ok" for r in results)
+    assert most == 2, most
+    accounts = {row[1] for row in _sacct("-o", "JobName,Account", "-S", "now-1hours") if row[0].startswith("smoke.")}
+    assert "gaslimit" in accounts

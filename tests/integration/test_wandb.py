@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import genes
 from workflow.config import load_config
 from workflow.evaluate import EvaluationSpec, run_pack
-from workflow.records import Candidate, Hparams
+from workflow.records import Candidate
+from workflow.store import RunStore
 from workflow.tracking.readback import offline_files, offline_records, read_offline_run
 from workflow.tracking.spec import TrackingSpec
 
@@ -67,7 +69,7 @@ def _assert_summary_matches_results(run_dir):
     out = cli("summary", run_dir).stdout.splitlines()
     results = _results(run_dir)
     ranked = sorted(results.values(), key=lambda r: float(r["fitness"]))
-    assert out[2] == "| name | dropout | hidden_size | n_layers | activation | fitness |"
+    assert out[2] == "| name | n_layers | hidden_size | activation | dropout | fitness |"
     assert [line.split(" | ")[0].lstrip("| ") for line in out[4:4 + len(ranked)]] == [r["name"] for r in ranked]
     rows = list(csv.DictReader((run_dir / "wandb_summary.csv").open()))
     assert [r["name"] for r in rows] == [r["name"] for r in ranked]
@@ -156,7 +158,7 @@ def test_requeued_evaluation_keeps_its_run_id(tmp_path):
     config = load_config(SMOKE, ["tracking.mode=offline", "train.epochs=1"])
     spec = TrackingSpec.from_config(config, tmp_path)
     assert spec is not None
-    cand = Candidate(name="fitness-1-1", hparams=Hparams(2, 16, "relu", 0.1), generation=1, index=1,
+    cand = Candidate(name="fitness-1-1", hparams=genes(2, 16, "relu", 0.1), generation=1, index=1,
                      optimizer="ga", seed=5)
     workdir = str(tmp_path / "evals" / cand.name)
     first = run_pack([cand], EvaluationSpec(config.task, config.train, tracking=spec, checkpoint=True), str(workdir))[0]
@@ -184,3 +186,23 @@ def test_smoke_through_slurm_leaves_one_offline_run_per_evaluation(tmp_path):
     _assert_one_run_per_evaluation(run_dir, generations=1)
     _assert_summary_matches_results(run_dir)
     _assert_no_marker(run_dir)  # including the sbatch scripts and the tasks' logs
+
+
+def test_a_python_objective_is_a_wandb_run_with_its_genes_metrics_and_reports(tmp_path):
+    # config = the genes, summary = the returned metrics, history = the context.report() calls.
+    run_dir = tmp_path / "run"
+    cli("run", ROOT / "configs" / "examples" / "python_objective.yaml", "tracking.mode=offline", "backend.name=inline",
+        f"objective.path={ROOT / 'configs' / 'examples'}", "optimizer.population_size=3", "optimizer.generations=1",
+        "--run-dir", run_dir, "--no-report")
+    results = _results(run_dir)
+    spec = TrackingSpec.from_config(load_config(run_dir / "config.yaml"), run_dir)
+    records = offline_records(spec.dir)
+    for name, row in results.items():
+        record = records[spec.run_id(name)]
+        assert {k: record.config[k] for k in ("width", "learning_rate", "batch_size")} == {
+            "width": int(row["width"]), "learning_rate": pytest.approx(float(row["learning_rate"])),
+            "batch_size": int(row["batch_size"])}
+        assert record.summary["status"] == "ok" and record.summary["val_loss"] == float(row["val_loss"])
+        assert record.summary["epoch"] == 20  # the last report(step=20, ...) of the 20 epochs
+    checked = [e for e in RunStore(run_dir).events() if e["event"] == "wandb_checked"]
+    assert checked and checked[0]["disagreements"] == []

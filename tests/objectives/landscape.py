@@ -55,3 +55,38 @@ def steps_with_checkpoint(hparams: Mapping[str, Any], context: Any) -> dict[str,
         context.report(step + 1, progress=(step + 1) / 40)
     return {"value": seed_landscape(hparams, context), "attempt": float(context.attempt),
             "resumed_from": float(start)}
+
+
+def slow_steps(hparams: Mapping[str, Any], context: Any) -> dict[str, float]:
+    """70 s of work in 0.25 s steps, the progress saved in ``context.workdir`` after each: longer than any single
+    attempt a 1-minute Slurm limit with a pre-timeout signal allows, so it finishes only by being requeued."""
+    from pathlib import Path
+
+    checkpoint = Path(context.workdir) / "step"
+    start = int(checkpoint.read_text()) if checkpoint.exists() else 0
+    for step in range(start, 280):
+        time.sleep(0.25)
+        checkpoint.write_text(str(step + 1))
+    value = float(sum(v for v in hparams.values() if isinstance(v, (int, float))))
+    return {"value": value, "attempt": float(context.attempt), "resumed_from": float(start)}
+
+
+#: Median seconds of :func:`sleepy` (read where the evaluation runs; local workers and Slurm tasks inherit it).
+SLEEPY_MEDIAN_ENV = "GASLURM_SLEEPY_MEDIAN_S"
+
+
+def sleepy_duration(seed: int, median_s: float, sigma: float = 0.8) -> float:
+    """A log-normal duration (median ``median_s``, shape ``sigma``) that is a function of ``seed`` alone."""
+    import random
+
+    return median_s * math.exp(sigma * random.Random(seed).gauss(0.0, 1.0))
+
+
+def sleepy(hparams: Mapping[str, Any], context: Any) -> float:
+    """:func:`seed_landscape` after a sleep whose length varies like real trainings do (log-normal, median
+    ``$GASLURM_SLEEPY_MEDIAN_S`` seconds, default 1, sigma 0.8, seeded by the candidate): uses no CPU, so many
+    run side by side on a small machine."""
+    import os
+
+    time.sleep(sleepy_duration(context.seed, float(os.environ.get(SLEEPY_MEDIAN_ENV, "1.0"))))
+    return seed_landscape(hparams, context)

@@ -5,20 +5,21 @@ import math
 import numpy as np
 import pytest
 
+from tests.support import genes
 from workflow.config import from_mapping
 from workflow.core import make_optimizer
 from workflow.core.base import ProtocolError
 from workflow.core.operators import mutate, tournament, two_point_crossover
-from workflow.records import Candidate, Evaluated, Hparams, Result
+from workflow.records import Candidate, Evaluated, Result
 
 
 def _config(**optimizer):
     return from_mapping({"seed": 7, "optimizer": {"population_size": 6, "generations": 5, **optimizer}})
 
 
-def _fitness(hp: Hparams) -> float:
+def _fitness(hp: dict) -> float:
     # A landscape with a known optimum: 2 layers, 96 units, tanh, dropout 0.
-    return abs(hp.n_layers - 2) + abs(hp.hidden_size - 96) / 16 + (hp.activation != "tanh") + hp.dropout
+    return abs(hp["n_layers"] - 2) + abs(hp["hidden_size"] - 96) / 16 + (hp["activation"] != "tanh") + hp["dropout"]
 
 
 def _evaluate(batch):
@@ -100,7 +101,7 @@ def test_protocol_errors():
 
 
 def test_tournament_returns_best_of_the_drawn():
-    pop = [Evaluated(Candidate(f"x{i}", Hparams(1, 16, "relu", 0.0), 1, i, "ga"), Result(f"x{i}", "ok", float(i)))
+    pop = [Evaluated(Candidate(f"x{i}", genes(1, 16, "relu", 0.0), 1, i, "ga"), Result(f"x{i}", "ok", float(i)))
            for i in range(5)]
     rng = np.random.default_rng(0)
     assert tournament(pop, 5, rng).candidate.name == "x0"
@@ -113,13 +114,14 @@ def test_tournament_returns_best_of_the_drawn():
 
 
 def test_two_point_crossover_swaps_one_contiguous_segment():
-    a, b = Hparams(1, 16, "relu", 0.0), Hparams(5, 128, "tanh", 0.5)
+    a, b = genes(1, 16, "relu", 0.0), genes(5, 128, "tanh", 0.5)
     rng = np.random.default_rng(0)
     segments = set()
+    space = _config().search_space()
     for _ in range(200):
-        c1, c2 = two_point_crossover(a, b, rng)
-        genes1 = [c1.n_layers == 5, c1.hidden_size == 128, c1.activation == "tanh", c1.dropout == 0.5]
-        genes2 = [c2.n_layers == 1, c2.hidden_size == 16, c2.activation == "relu", c2.dropout == 0.0]
+        c1, c2 = two_point_crossover(a, b, space, rng)
+        genes1 = [c1[k] == b[k] for k in space.names]
+        genes2 = [c2[k] == a[k] for k in space.names]
         assert genes1 == genes2  # complementary children
         swapped = [i for i, g in enumerate(genes1) if g]
         assert swapped == list(range(swapped[0], swapped[-1] + 1))  # contiguous
@@ -132,27 +134,24 @@ def test_mutation_keeps_bounds_and_changes_activation_through_tree():
     config = _config()
     space = config.search_space()
     rng = np.random.default_rng(0)
-    hp = Hparams(5, 128, "relu", 0.49)
-    kids = [mutate(hp, space, rng, gene_prob=1.0, n_layers_step=2, hidden_size_step=16, dropout_sigma=0.15,
-                   activation_base=2.0, bound_handling="clip") for _ in range(500)]
+    hp = genes(5, 128, "relu", 0.49)
+    kids = [mutate(hp, space, rng, gene_prob=1.0, bound_handling="clip")[0] for _ in range(500)]
     assert all(space.contains(k) for k in kids)
-    assert all(k.activation != "relu" for k in kids)
-    assert {k.n_layers for k in kids} == {3, 4, 5}
-    assert max(k.hidden_size for k in kids) == 128 and min(k.hidden_size for k in kids) >= 112
+    assert all(k["activation"] != "relu" for k in kids)
+    assert {k["n_layers"] for k in kids} == {3, 4, 5}
+    assert max(k["hidden_size"] for k in kids) == 128 and min(k["hidden_size"] for k in kids) >= 112
     # Clipping piles mass on the bound; with reflect it does not.
-    assert sum(k.dropout == 0.5 for k in kids) > 100
-    reflected = [mutate(hp, space, rng, gene_prob=1.0, n_layers_step=2, hidden_size_step=16,
-                        dropout_sigma=0.15, activation_base=2.0, bound_handling="reflect") for _ in range(200)]
+    assert sum(k["dropout"] == 0.5 for k in kids) > 100
+    reflected = [mutate(hp, space, rng, gene_prob=1.0, bound_handling="reflect")[0] for _ in range(200)]
     assert all(space.contains(k) for k in reflected)
-    assert sum(k.dropout == 0.5 for k in reflected) == 0
+    assert sum(k["dropout"] == 0.5 for k in reflected) == 0
 
 
 def test_mutation_probability_zero_is_identity():
     space = _config().search_space()
     rng = np.random.default_rng(0)
-    hp = Hparams(3, 64, "elu", 0.2)
-    assert all(mutate(hp, space, rng, gene_prob=0.0, n_layers_step=2, hidden_size_step=16, dropout_sigma=0.15,
-                      activation_base=2.0, bound_handling="clip") == hp for _ in range(50))
+    hp = genes(3, 64, "elu", 0.2)
+    assert all(mutate(hp, space, rng, gene_prob=0.0, bound_handling="clip") == (hp, []) for _ in range(50))
 
 
 def test_random_search_names_and_budget():

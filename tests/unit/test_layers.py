@@ -19,12 +19,12 @@ ROOT = Path(__file__).resolve().parents[2] / "workflow"
 LAYERS: dict[str, int] = {
     # L0: plain values and tables everyone shares
     "workflow": 0, "workflow.errors": 0, "workflow.records": 0, "workflow.faults": 0, "workflow.space": 0,
-    "workflow.tasks": 0, "workflow.scoring": 0,
+    "workflow.tasks": 0, "workflow.logs": 0,
     # L1: the typed configuration
-    "workflow.config": 1,
+    "workflow.config": 1, "workflow.scoring": 1,
     # L2: pure optimizers, the run directory, pure tables, what the cluster says, data files
-    "workflow.core": 2, "workflow.store": 2, "workflow.tables": 2, "workflow.cluster": 2, "workflow.packing": 2,
-    "workflow.datasets": 2,
+    "workflow.core": 2, "workflow.store": 2, "workflow.tables": 2, "workflow.front": 2, "workflow.cluster": 2,
+    "workflow.packing": 2, "workflow.datasets": 2,
     # L3: the compute side: what an evaluation runs (objectives, the built-in trainer, W&B's compute half)
     "workflow.evaluate": 3, "workflow.objectives": 3, "workflow.trainer": 3, "workflow.tracking": 3,
     "workflow.tracking.spec": 3, "workflow.tracking.evaluation": 3,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import genes
 from workflow.config import from_mapping
 from workflow.core import make_optimizer
 from workflow.core.ga import GeneticAlgorithm
@@ -14,7 +15,7 @@ from workflow.driver import SearchRun
 from workflow.driver.replay import replay
 from workflow.islands.runner import MigrationObserver, run_island
 from workflow.islands.transport import LocalHub
-from workflow.records import Candidate, Evaluated, Hparams, Result
+from workflow.records import Candidate, Evaluated, Result
 from workflow.store import RunStore
 from workflow.store.layout import island_dir
 
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ev(name, fitness, ok=True):
-    cand = Candidate(name, Hparams(1, 16, "relu", 0.0), 1, 1, "ga")
+    cand = Candidate(name, genes(1, 16, "relu", 0.0), 1, 1, "ga")
     return Evaluated(cand, Result(name, "ok", fitness) if ok else Result.failure(name, "x"))
 
 

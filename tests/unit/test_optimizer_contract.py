@@ -8,7 +8,7 @@ import pytest
 from workflow.config import from_mapping
 from workflow.core import make_optimizer
 from workflow.core.base import ProtocolError
-from workflow.records import Evaluated, Hparams, Result
+from workflow.records import Evaluated, Result
 
 OPTIMIZERS = ["ga", "bo", "random"]
 PREFIX = {"ga": "fitness-", "bo": "BO-Iteration-", "random": "Random-Iteration-"}
@@ -21,8 +21,8 @@ def _config(name, seed=5, population_size=3, generations=3):
         "bo_initial_points": 3}})
 
 
-def _fitness(hp: Hparams) -> float:
-    return abs(hp.n_layers - 2) + abs(hp.hidden_size - 96) / 16 + (hp.activation != "tanh") + hp.dropout
+def _fitness(hp: dict) -> float:
+    return abs(hp["n_layers"] - 2) + abs(hp["hidden_size"] - 96) / 16 + (hp["activation"] != "tanh") + hp["dropout"]
 
 
 def _evaluate(batch):

@@ -87,3 +87,27 @@ def test_a_driver_that_died_inside_sbatch_finds_its_array_by_job_name(tmp_path):
     assert sorted(sink.results) == ["a", "b"] and all(r.ok for r in sink.results.values())
     recovered = [e for e in sink.events if e.get("recovered")]
     assert len(recovered) == 1 and set(recovered[0]["job_ids"].values()) == set(tasks)
+
+
+def test_no_more_tasks_are_queued_than_the_sites_max_submit_jobs(tmp_path):
+    # MaxSubmitJobs=2 read from sacctmgr: 5 evaluations go out two at a time, each as room frees.
+    batch = [cand(f"e{i}", 80 + i, i) for i in range(1, 6)]
+    sink = RecordingSink()
+    with FakeSlurm(max_submit=2) as fake:
+        backend = make_backend(config("slurm-fake"), tmp_path)
+        backend.submit(batch, sink)
+        assert backend.in_flight() == 5  # the held ones count: the driver waits for them too
+        assert len(fake.tasks) == 2
+        while backend.in_flight():
+            backend.collect(sink)
+        backend.close()
+    assert sorted(sink.results) == [c.name for c in batch] and all(r.ok for r in sink.results.values())
+    assert fake.most_queued == 2 and len(fake.tasks) == 5
+    submitted = [n for e in sink.events if e.get("job_ids") for n in e["job_ids"]]
+    assert sorted(submitted) == sorted(sink.results)  # each submitted once
+
+
+def test_without_a_limit_a_batch_is_one_array(tmp_path):
+    batch = [cand(f"e{i}", 80 + i, i) for i in range(1, 6)]
+    sink, fake = _run(lambda names, attempt: "COMPLETED", tmp_path, batch=batch)
+    assert fake.sbatch_calls == 1 and fake.most_queued == 5 and len(sink.results) == 5

@@ -1,4 +1,4 @@
-"""The activation tree and its mutation distribution (the seed's d_b = log_b(hops), p ~ 2^(-d_b))."""
+"""The category tree and its mutation distribution (the seed's d_b = log_b(hops), p ~ 2^(-d_b))."""
 
 import math
 
@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from workflow.records import Hparams
-from workflow.space import DEFAULT_ACTIVATION_TREE, ActivationTree, SearchSpace, bound
+from tests.support import genes
+from workflow.config import from_mapping
+from workflow.space import DEFAULT_ACTIVATION_TREE, CategoryTree, bound
 
-TREE = ActivationTree(DEFAULT_ACTIVATION_TREE)
+TREE = CategoryTree(DEFAULT_ACTIVATION_TREE)
 
 
 def test_default_tree_has_six_leaves_and_graded_hops():
@@ -73,21 +74,22 @@ def test_sampled_frequencies_match_the_distribution():
 
 
 def test_tree_from_yaml_shapes():
-    tree = ActivationTree({"a": ["relu", "tanh"], "b": {"elu": None, "gelu": {}}})
+    tree = CategoryTree({"a": ["relu", "tanh"], "b": {"elu": None, "gelu": {}}})
     assert tree.leaves == ("relu", "tanh", "elu", "gelu")
     assert tree.hops("elu", "gelu") == 2 and tree.hops("relu", "elu") == 4
     with pytest.raises(ValueError, match="appears twice"):
-        ActivationTree(["relu", {"x": ["relu"]}])
+        CategoryTree(["relu", {"x": ["relu"]}])
 
 
-def test_space_samples_inside_bounds():
-    space = SearchSpace((1, 5), (16, 128), (0.0, 0.5), TREE)
+def test_the_seed_space_samples_inside_its_bounds():
+    space = from_mapping({}).search_space()  # no space section: the seed's four genes
+    assert space.names == ("n_layers", "hidden_size", "activation", "dropout")
     rng = np.random.default_rng(0)
     samples = [space.sample(rng) for _ in range(500)]
     assert all(space.contains(s) for s in samples)
-    assert {s.n_layers for s in samples} == {1, 2, 3, 4, 5}
-    assert {s.activation for s in samples} == set(TREE.leaves)
-    assert not space.contains(Hparams(6, 16, "relu", 0.1))
+    assert {s["n_layers"] for s in samples} == {1, 2, 3, 4, 5}
+    assert {s["activation"] for s in samples} == set(TREE.leaves)
+    assert not space.contains(genes(6, 16, "relu", 0.1))
 
 
 @pytest.mark.parametrize(("value", "mode", "expected"), [

@@ -5,15 +5,16 @@ import stat
 
 import pytest
 
+from tests.support import genes
 from workflow.config import from_mapping
 from workflow.errors import RunDirError
-from workflow.records import Candidate, Hparams, Result
+from workflow.records import Candidate, Result
 from workflow.store import RunStore
 from workflow.store.results import read_results_csv
 
 
 def _cand(i):
-    return Candidate(f"fitness-1-{i}", Hparams(2, 32, "relu", 0.1), 1, i, "ga", seed=i)
+    return Candidate(f"fitness-1-{i}", genes(2, 32, "relu", 0.1), 1, i, "ga", seed=i)
 
 
 @pytest.fixture

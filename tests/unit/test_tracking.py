@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import genes
 from workflow.config import from_mapping
-from workflow.records import Candidate, Hparams, Result
+from workflow.records import Candidate, Result
 from workflow.store import RunStore
 from workflow.tables import markdown_table
 from workflow.tracking.check import compare
 from workflow.tracking.evaluation import EvaluationTracker, evaluation_config, result_summary
 from workflow.tracking.readback import RunRecord
 from workflow.tracking.spec import TrackingSpec, make_run_id, run_dir_tag
-from workflow.tracking.summary import COLUMNS, summary_rows
+from workflow.tracking.summary import columns, summary_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "MARKER-unit-7f3c9e1d2b"
@@ -30,7 +31,7 @@ def _config(**tracking):
 
 
 def _cand(name="fitness-1-1", island=0, dropout=0.1):
-    return Candidate(name=name, hparams=Hparams(2, 32, "relu", dropout), generation=1, index=1, optimizer="ga",
+    return Candidate(name=name, hparams=genes(2, 32, "relu", dropout), generation=1, index=1, optimizer="ga",
                      island=island, seed=3)
 
 
@@ -156,12 +157,13 @@ def test_summary_rows_sorted_failed_last_incomplete_left_out():
         "c": _record("c", {"status": "failed", "reason": "nan"}, cfg(0.3)),
         "d": _record("d", {"_step": 1}, cfg(0.4), state="crashed"),
     }
-    rows, incomplete = summary_rows(records)
+    space = from_mapping({}).search_space()
+    rows, incomplete = summary_rows(records, space)
     assert [r["name"] for r in rows] == ["a", "b", "c"] and rows[2]["fitness"] == float("inf")
     assert incomplete == ["d"]
-    table = markdown_table(COLUMNS, rows, "t").splitlines()
-    assert table[2] == "| name | dropout | hidden_size | n_layers | activation | fitness |"
-    assert table[4] == "| a | 0.1 | 16 | 1 | relu | 0.1 |"
+    table = markdown_table(columns(space), rows, "t").splitlines()
+    assert table[2] == "| name | n_layers | hidden_size | activation | dropout | fitness |"
+    assert table[4] == "| a | 1 | 16 | relu | 0.1 | 0.1 |"
 
 
 # --------------------------------------------------------------- the real wandb: imports and failures
@@ -173,7 +175,9 @@ _SCRIPT = textwrap.dedent("""
     import workflow.tracking.evaluation
     from workflow.evaluate import EvaluationSpec, run_pack
     from workflow.config import from_mapping
-    from workflow.records import Candidate, Hparams
+    from tests.support import genes
+    from workflow.records import Candidate
+    from tests.support import genes
     from workflow.tracking.readback import offline_files
     from workflow.tracking.spec import TrackingSpec
 
@@ -183,7 +187,7 @@ _SCRIPT = textwrap.dedent("""
         spec = EvaluationSpec(config.task, config.train, tracking=tracking)
         return run_pack([cand], spec, str(tmp / "evals"))[0].status
     config = from_mapping({"task": {"n_samples": 200}, "train": {"epochs": 1}})
-    cand = Candidate(name="fitness-1-1", hparams=Hparams(1, 16, "relu", 0.0), generation=1, index=1,
+    cand = Candidate(name="fitness-1-1", hparams=genes(1, 16, "relu", 0.0), generation=1, index=1,
                      optimizer="ga", seed=1)
     online = TrackingSpec(mode="online", project="p", entity=None, group="g", dir=str(tmp / "run" / "wandb"),
                           tag="t")

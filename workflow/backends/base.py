@@ -29,6 +29,9 @@ class Sink(Protocol):
     def previous_submission(self, name: str) -> dict[str, Any] | None:
         """What an earlier driver recorded for this evaluation (to re-attach instead of resubmitting)."""
 
+    def waiting(self) -> None:
+        """The backend is about to wait for results: make what was reported so far durable."""
+
 
 class Backend(Protocol):
     name: str

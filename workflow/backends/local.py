@@ -55,6 +55,8 @@ class LocalBackend(BackendBase):
     def collect(self, sink: Sink, timeout_s: float | None = None) -> int:
         if not self._futures:
             return 0
+        if not any(future.done() for future in self._futures):
+            sink.waiting()
         done, _ = wait(list(self._futures), timeout=timeout_s, return_when=FIRST_COMPLETED)
         count = 0
         for finished in done:

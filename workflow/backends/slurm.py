@@ -10,11 +10,18 @@ Submission, pickling and result files are submitit's. What we add:
 - re-attaching to tasks submitted by an earlier driver (submitit jobs rebuilt from folder and job id);
 - preemption and node failures are not the evaluation's fault: a task that ends PREEMPTED (and is not coming
   back by itself), NODE_FAIL or BOOT_FAIL is submitted again under the same name and work directory (its
-  checkpoint continues), journaled, at most ``slurm.max_resubmits`` times; then it is a failed result.
+  checkpoint continues), journaled, at most ``slurm.max_resubmits`` times; then it is a failed result;
+- the site's limits: arrays no larger than ``MaxArraySize``, and no more tasks queued than the association's
+  ``MaxSubmitJobs`` (or the QOS's ``MaxSubmitJobsPerUser``) allows, counting the user's other jobs: what does
+  not fit is held and submitted as tasks finish (sbatch would refuse it).
+
+Whatever is asked between two polls is submitted as one array: in steady state, when many results arrive in one
+poll, their replacements are one sbatch, not one each.
 """
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import time
@@ -34,9 +41,11 @@ from workflow.cluster import (
     gpus_per_task,
     query_jobs_by_name,
     query_max_array_size,
+    query_max_submit_jobs,
     query_partitions,
     query_queue,
     query_states,
+    query_user_jobs,
     validate_slurm_strings,
 )
 from workflow.config import Config
@@ -90,6 +99,9 @@ class SlurmBackend(BackendBase):
     def __init__(self, config: Config, run_dir: Path) -> None:
         super().__init__(config, run_dir)
         self._max_array: int | None = None
+        self._max_submit: int | None = None
+        #: Asked, not yet submitted: no room under the site's MaxSubmitJobs (submitted as tasks finish).
+        self._held: list[Candidate] = []
         self._sacct_warned = False
         #: Tasks in flight: {job id: (its submitit job, the evaluations it holds)}.
         self._groups: dict[str, tuple[submitit.Job[Any], list[Candidate]]] = {}
@@ -111,6 +123,8 @@ class SlurmBackend(BackendBase):
         validate_slurm_strings(self.config)
         check_request(self.config, query_partitions())
         self._max_array = query_max_array_size()
+        self._max_submit = query_max_submit_jobs(getpass.getuser(), self.config.slurm.account,
+                                                 self.config.slurm.qos)
         self._checked = True
 
     # -- running ------------------------------------------------------------------------------------
@@ -120,18 +134,42 @@ class SlurmBackend(BackendBase):
             return
         self.preflight()
         jobs = self._reattach(candidates, sink)
-        fresh = [c for c in candidates if c.name not in jobs]
+        fresh = self._within_limit([c for c in candidates if c.name not in jobs])
         if fresh:
             jobs.update(self._submit(fresh, sink))
         self._track(candidates, jobs)
 
+    def _within_limit(self, candidates: list[Candidate]) -> list[Candidate]:
+        """The leading ``candidates`` that fit under MaxSubmitJobs now; the others are held."""
+        if self._max_submit is None or not candidates:
+            return candidates
+        # Our own tasks count until their results are recorded, even when squeue no longer lists them: a
+        # task that just ended frees its place only once the driver has taken its result.
+        queued = max(query_user_jobs(getpass.getuser()), len(self._groups))
+        room = max(self._max_submit - queued, 0)
+        size = pack_size(self.config.train, len(candidates), gpu=gpus_per_task(self.config) > 0)
+        allowed = room * size
+        if allowed < len(candidates):
+            log.info("holding %d evaluations: the site allows %d queued jobs (MaxSubmitJobs) and %d are queued",
+                     len(candidates) - allowed, self._max_submit, queued)
+        self._held.extend(candidates[allowed:])
+        return candidates[:allowed]
+
+    def _release_held(self, sink: Sink) -> None:
+        """Submit what was held, as far as the limit now allows."""
+        held, self._held = self._held, []
+        released = self._within_limit(held)
+        if released:
+            self._track(released, self._submit(released, sink))
+
     def _track(self, candidates: Sequence[Candidate], jobs: dict[str, submitit.Job[Any]]) -> None:
         for cand in candidates:
-            job = jobs[cand.name]
-            self._groups.setdefault(job.job_id, (job, []))[1].append(cand)
+            if cand.name in jobs:  # not held back
+                job = jobs[cand.name]
+                self._groups.setdefault(job.job_id, (job, []))[1].append(cand)
 
     def in_flight(self) -> int:
-        return sum(len(cands) for _, cands in self._groups.values())
+        return sum(len(cands) for _, cands in self._groups.values()) + len(self._held)
 
     def _reattach(self, candidates: Sequence[Candidate], sink: Sink) -> dict[str, submitit.Job[Any]]:
         """Jobs an earlier driver submitted for these candidates (by recorded id, or found by job name)."""
@@ -222,7 +260,9 @@ class SlurmBackend(BackendBase):
         """Poll the tasks' states every ``slurm.poll_s``; report every task that is over (one result per
         evaluation it holds) as soon as a poll finds one, or after ``timeout_s`` with nothing."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while self._groups:
+        while self._groups or self._held:
+            if self._held:
+                self._release_held(sink)
             states = self._states({job_id: job for job_id, (job, _) in self._groups.items()})
             now = time.monotonic()
             count = 0
@@ -246,6 +286,7 @@ class SlurmBackend(BackendBase):
             if deadline is not None and now >= deadline:
                 return 0
             crash_point("while-running")
+            sink.waiting()
             time.sleep(self.config.slurm.poll_s)
         return 0
 
@@ -348,3 +389,4 @@ class SlurmBackend(BackendBase):
     def close(self) -> None:
         """Forget the tasks in flight (they keep running on the cluster; a resumed driver re-attaches)."""
         self._groups.clear()
+        self._held.clear()

@@ -15,9 +15,9 @@ from workflow.config.sections import (
     GAConfig,
     IslandsConfig,
     ObjectiveConfig,
+    ObjectiveSpec,
     OptimizerConfig,
     SlurmConfig,
-    SpaceConfig,
     TaskConfig,
     TrackingConfig,
     TrainConfig,
@@ -25,5 +25,5 @@ from workflow.config.sections import (
 )
 
 __all__ = ["BOConfig", "BackendConfig", "Config", "GAConfig", "IslandsConfig", "ObjectiveConfig",
-           "OptimizerConfig", "SlurmConfig", "SpaceConfig", "TaskConfig", "TrackingConfig", "TrainConfig",
+           "ObjectiveSpec", "OptimizerConfig", "SlurmConfig", "TaskConfig", "TrackingConfig", "TrainConfig",
            "apply_override", "from_mapping", "island_config", "load_config"]

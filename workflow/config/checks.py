@@ -6,7 +6,16 @@ import re
 
 from workflow.config.sections import Config
 from workflow.errors import ConfigError
-from workflow.space import KNOWN_ACTIVATIONS, ActivationTree
+from workflow.space import CategoricalGene, FloatGene, Gene, IntGene, LayersGene, SearchSpace
+from workflow.tasks import (
+    FILE_TASKS,
+    KNOWN_ACTIVATIONS,
+    LABELLED_TASKS,
+    MLP_GENES,
+    MLP_OPTIMIZERS,
+    mlp_metrics,
+    task_kind,
+)
 
 #: Names that end up in paths, Slurm job names and W&B: a conservative safe set.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -18,26 +27,13 @@ def check_config(config: Config) -> None:
     """Rules that relate fields; raises the first broken one as a :class:`ConfigError`."""
     if not SAFE_NAME.match(config.name):
         raise ConfigError("name", config.name, "use 1-64 letters, digits, '_', '.', '-' (starting alphanumeric)")
-    space = config.space
-    for key, (low, high), floor, ceiling in (
-        ("space.n_layers", space.n_layers, 1, 64),
-        ("space.hidden_size", space.hidden_size, 1, 65536),
-        ("space.dropout", space.dropout, 0.0, 0.99),
-    ):
-        if low > high:
-            raise ConfigError(key, [low, high], f"low must be <= high (a [low, high] pair within [{floor}, {ceiling}])")
-        if low < floor or high > ceiling:
-            raise ConfigError(key, [low, high], f"bounds must lie within [{floor}, {ceiling}]")
-    try:
-        tree = ActivationTree(space.activation_tree)
-    except ValueError as exc:
-        raise ConfigError("space.activation_tree", space.activation_tree, str(exc)) from None
-    for leaf in tree.leaves:
-        if leaf not in KNOWN_ACTIVATIONS:
-            raise ConfigError("space.activation_tree", leaf,
-                              f"unknown activation; allowed: {', '.join(KNOWN_ACTIVATIONS)}")
+    space = config.search_space()  # every gene checked on its own (raises ConfigError)
+    if config.objective.kind == "mlp":
+        _check_mlp_genes(space)
+    _check_task(config)
     _check_optimizer(config)
     _check_objective(config)
+    _check_objectives(config)
     train = config.train
     gpus = config.slurm.gpus_per_task
     if gpus and train.accelerator == "gpu" and gpus != train.devices:
@@ -71,6 +67,20 @@ def _check_islands(config: Config) -> None:
 
 
 
+def _check_task(config: Config) -> None:
+    task = config.task
+    if task.name in LABELLED_TASKS + ("sinewave",) and task.target not in (None, "classification", "regression"):
+        raise ConfigError("task.target", task.target, f"for task.name={task.name}: classification or regression")
+    if task.name in FILE_TASKS and not task.path:
+        raise ConfigError("task.path", task.path, f"task.name={task.name} reads your own file: give its path")
+    if task.name == "csv" and not task.target:
+        raise ConfigError("task.target", task.target, "task.name=csv needs the target column's name")
+    if task.name == "npz" and task.target is not None:
+        raise ConfigError("task.target", task.target, "task.name=npz reads the target from task.y_key")
+    if task.features is not None and task.name != "csv":
+        raise ConfigError("task.features", list(task.features), f"only for task.name=csv (not {task.name})")
+
+
 def _check_optimizer(config: Config) -> None:
     opt = config.optimizer
     if opt.name != "ga":
@@ -82,8 +92,10 @@ def _check_optimizer(config: Config) -> None:
     if ga.elitism >= opt.population_size:
         raise ConfigError("optimizer.ga.elitism", ga.elitism,
                           f"must be < optimizer.population_size ({opt.population_size})")
-    if ga.activation_base <= 1:
-        raise ConfigError("optimizer.ga.activation_base", ga.activation_base, "must be > 1 (larger explores more)")
+    if ga.adapt_base and opt.mode == "steady_state":
+        raise ConfigError("optimizer.ga.adapt_base", True, "adapts per generation: needs optimizer.mode=generational")
+    if ga.base_min > ga.base_max:
+        raise ConfigError("optimizer.ga.base_min", ga.base_min, f"must be <= optimizer.ga.base_max ({ga.base_max})")
 
 
 def _check_objective(config: Config) -> None:
@@ -108,3 +120,64 @@ def _check_objective(config: Config) -> None:
     if kind != "mlp" and config.train.engine == "packed":
         raise ConfigError("train.engine", "packed", f"the packed engine trains the built-in MLP "
                           f"(objective.kind=mlp), not objective.kind={kind}")
+
+
+def _check_objectives(config: Config) -> None:
+    """``optimizer.objectives``: distinct metrics, consistent with ``objective.metric``, known to the MLP."""
+    objectives = config.optimizer.objectives
+    metrics = [o.metric for o in objectives]
+    for i, metric in enumerate(metrics):
+        if metric in metrics[:i]:
+            raise ConfigError(f"optimizer.objectives[{i}].metric", metric, "each metric at most once")
+    single = config.objective.metric
+    if objectives and single is not None and (single, config.objective.direction) != (
+            objectives[0].metric, objectives[0].direction):
+        raise ConfigError("objective.metric", single, f"differs from optimizer.objectives[0] "
+                          f"({objectives[0].metric}, {objectives[0].direction}); set the metric in one place")
+    reference = config.optimizer.reference_point
+    if reference is not None and len(reference) != len(objectives):
+        raise ConfigError("optimizer.reference_point", list(reference),
+                          f"needs one value per objective ({len(objectives)})")
+    if config.objective.kind == "mlp":
+        task = config.task
+        known = mlp_metrics(task_kind(task.name, task.target, task.kind))
+        for i, name in enumerate([*metrics, *config.objective.required]):
+            if name not in known:
+                key = f"optimizer.objectives[{i}].metric" if i < len(metrics) else "objective.required"
+                raise ConfigError(key, name, f"the built-in MLP on task {task.name} reports {', '.join(known)}")
+
+
+def _check_mlp_genes(space: SearchSpace) -> None:
+    """The built-in MLP understands every gene, has an architecture, and can build every value."""
+    understood = f"the built-in MLP understands: {', '.join(MLP_GENES)}"
+    for gene in space.genes:
+        want = MLP_GENES.get(gene.name)
+        if want is None:
+            raise ConfigError(f"space.{gene.name}", gene.type, f"unknown gene for objective.kind=mlp; {understood} "
+                              "(tune anything else with your own objective: objective.kind=python or command)")
+        if gene.type != want:
+            raise ConfigError(f"space.{gene.name}.type", gene.type, f"must be {want} for the built-in MLP")
+    names = set(space.names)
+    if "layers" in names and names & {"n_layers", "hidden_size"}:
+        raise ConfigError("space.layers", "layers", "give either layers (a width per layer) or n_layers and "
+                          "hidden_size (one width), not both")
+    for required in (["layers"] if "layers" in names else ["n_layers", "hidden_size"]) + ["activation"]:
+        if required not in names:
+            raise ConfigError(f"space.{required}", "<missing>", f"the built-in MLP needs it; {understood}")
+    for gene in space.genes:
+        _check_mlp_values(gene)
+
+
+def _check_mlp_values(gene: Gene) -> None:
+    key = f"space.{gene.name}"
+    if isinstance(gene, CategoricalGene):
+        known = KNOWN_ACTIVATIONS if gene.name == "activation" else MLP_OPTIMIZERS
+        for value in gene.values:
+            if value not in known:
+                raise ConfigError(key, value, f"unknown {gene.name}; allowed: {', '.join(known)}")
+    elif isinstance(gene, (IntGene, LayersGene)) and gene.low < 1:
+        raise ConfigError(key, [gene.low, gene.high], "must be >= 1")
+    elif isinstance(gene, FloatGene):
+        low, high = {"dropout": (0.0, 0.99), "weight_decay": (0.0, 1.0)}.get(gene.name, (1e-12, 10.0))
+        if gene.low < low or gene.high > high:
+            raise ConfigError(key, [gene.low, gene.high], f"bounds must lie within [{low:g}, {high:g}]")

@@ -4,6 +4,11 @@ Version 0.1 kept every optimizer's settings flat in ``optimizer`` (``optimizer.t
 ``optimizer.bo_initial_points``, ...); they now live in ``optimizer.ga`` and ``optimizer.bo``, so that the
 GA's rules bind only the GA. An old key is moved to its new place; giving both the old and the new key is an
 error naming the new one.
+
+Version 0.1's space was the seed's four genes as bounds (``space.n_layers: [1, 5]``, ``space.hidden_size``,
+``space.dropout``, ``space.activation_tree``) with their mutation steps in ``optimizer.mutation`` and the tree's
+base in ``optimizer.activation_base``; they become typed genes (``space.n_layers: {type: int, low: 1, high: 5,
+step: 2}``, ...). A ``[low, high]`` pair for one of those genes is still read that way, in files and overrides.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ MOVED_OPTIMIZER_KEYS: dict[str, tuple[str, str]] = {
     "bo_initial_points": ("bo", "initial_points"),
     "bo_acq_func": ("bo", "acq_func"),
     "bo_base_estimator": ("bo", "base_estimator"),
+    # Not old, short: the surrogate's keys read naturally at the top of the optimizer section too.
+    "surrogate": ("ga", "surrogate"),
+    "oversample": ("ga", "oversample"),
+    "random_share": ("ga", "random_share"),
 }
 
 
@@ -36,8 +45,20 @@ def current_key(parts: list[str]) -> list[str]:
     return parts
 
 
+#: Version 0.1's bounds, mutation steps and tree base of the seed's genes (its defaults).
+SEED_BOUNDS: dict[str, tuple[float, float]] = {"n_layers": (1, 5), "hidden_size": (16, 128), "dropout": (0.0, 0.5)}
+SEED_STEPS: dict[str, tuple[str, str, float]] = {"n_layers": ("step", "n_layers_step", 2),
+                                                 "hidden_size": ("step", "hidden_size_step", 16),
+                                                 "dropout": ("sigma", "dropout_sigma", 0.15)}
+
+
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``data`` with every old key moved to where it lives now."""
+    data = _upgrade_optimizer(data)
+    return _upgrade_space(data)
+
+
+def _upgrade_optimizer(data: dict[str, Any]) -> dict[str, Any]:
     optimizer = data.get("optimizer")
     if not isinstance(optimizer, dict) or not MOVED_OPTIMIZER_KEYS.keys() & optimizer.keys():
         return data
@@ -53,4 +74,59 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"optimizer.{old}", optimizer[old],
                               f"moved to optimizer.{section}.{new}, which is also given; keep only that one")
         target[new] = optimizer.pop(old)
+    return data
+
+
+def _pair(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 2
+
+
+def _old_space(space: Any) -> bool:
+    """Whether ``space`` has an entry in version 0.1's form (a bounds pair, or the activation tree)."""
+    return isinstance(space, dict) and ("activation_tree" in space or any(
+        name in SEED_BOUNDS and _pair(value) for name, value in space.items()))
+
+
+def _typed(name: str, pair: Any, mutation: Any) -> dict[str, Any]:
+    field, key, default = SEED_STEPS[name]
+    step = mutation.get(key, default) if isinstance(mutation, dict) else default
+    return {"type": "float" if name == "dropout" else "int", "low": pair[0], "high": pair[1], field: step}
+
+
+def _upgrade_space(data: dict[str, Any]) -> dict[str, Any]:
+    optimizer = data.get("optimizer")
+    ga = optimizer.get("ga") if isinstance(optimizer, dict) else None
+    ga = ga if isinstance(ga, dict) else {}
+    space = data.get("space")
+    legacy_ga = sorted({"mutation", "activation_base"} & ga.keys())
+    if not _old_space(space) and not legacy_ga:
+        return data
+    pure_old = space is None or all(k == "activation_tree" or (k in SEED_BOUNDS and _pair(v))
+                                    for k, v in space.items())
+    if legacy_ga and not pure_old:
+        raise ConfigError(f"optimizer.ga.{legacy_ga[0]}", ga[legacy_ga[0]],
+                          "moved into each gene of space (step, sigma, base); set it there")
+    data = copy.deepcopy(data)
+    ga = data["optimizer"]["ga"] if legacy_ga else {}
+    mutation = ga.pop("mutation", None) or {}
+    base = ga.pop("activation_base", 2.0)
+    old = dict(data.get("space") or {})
+    if pure_old:
+        # Version 0.1's chromosome, in its fixed order, whatever order the file listed the bounds in.
+        from workflow.space.tree import DEFAULT_ACTIVATION_TREE
+
+        tree = old.get("activation_tree", DEFAULT_ACTIVATION_TREE)
+        data["space"] = {
+            "n_layers": _typed("n_layers", old.get("n_layers", SEED_BOUNDS["n_layers"]), mutation),
+            "hidden_size": _typed("hidden_size", old.get("hidden_size", SEED_BOUNDS["hidden_size"]), mutation),
+            "activation": {"type": "categorical", "tree": tree, "base": base},
+            "dropout": _typed("dropout", old.get("dropout", SEED_BOUNDS["dropout"]), mutation),
+        }
+        return data
+    if "activation_tree" in old:
+        raise ConfigError("space.activation_tree", old["activation_tree"],
+                          "moved to the activation gene: space.activation.tree")
+    # Today's genes with a 0.1-style [low, high] pair among them (e.g. an override): converted in place.
+    data["space"] = {name: _typed(name, value, {}) if name in SEED_BOUNDS and _pair(value) else value
+                     for name, value in old.items()}
     return data

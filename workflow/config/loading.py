@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from workflow.config.checks import check_config
 from workflow.config.legacy import current_key, upgrade
 from workflow.config.sections import Config
+from workflow.config.space import GENE_TYPES, seed_space
 from workflow.errors import ConfigError
 
 
@@ -28,6 +29,10 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
         raise ConfigError("CONFIG", str(path), f"not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError("CONFIG", str(path), "must be a YAML mapping of sections")
+    if overrides:
+        # Overrides edit the file's genes as today's form has them (the seed's when the file has none).
+        data = upgrade(data)
+        data.setdefault("space", {name: gene.model_dump(exclude_none=True) for name, gene in seed_space().items()})
     for item in overrides:
         apply_override(data, item)
     return from_mapping(data)
@@ -72,13 +77,20 @@ def from_mapping(data: dict[str, Any]) -> Config:
 def _to_config_error(exc: ValidationError, data: dict[str, Any]) -> ConfigError:
     err = exc.errors()[0]
     loc = [str(p) for p in err["loc"]]
-    # Bounds are tuples: report the whole pair, not its element.
-    if len(loc) >= 3 and loc[0] == "space" and loc[-1].isdigit():
-        loc = loc[:-1]
+    gene_type = None
+    if len(loc) >= 3 and loc[0] == "space" and loc[2] in GENE_TYPES:
+        gene_type = loc.pop(2)  # pydantic names the gene's type (the union's tag) in the location
     key = ".".join(loc)
     value = _lookup(data, loc)
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        got = value.get("type", "<missing>") if isinstance(value, dict) else value
+        return ConfigError(f"{key}.type", got, f"a gene's type is one of {', '.join(GENE_TYPES)}")
+    if err["type"] in ("model_attributes_type", "dict_type") and loc[0] == "space" and len(loc) == 2:
+        return ConfigError(key, value, f"a gene is a mapping with a type ({', '.join(GENE_TYPES)}), e.g. "
+                           "{type: int, low: 1, high: 5}")
     if err["type"] == "extra_forbidden":
-        return ConfigError(key, value, f"unknown key; allowed: {', '.join(_allowed_keys(loc[:-1]))}")
+        fields = list(GENE_TYPES[gene_type].model_fields) if gene_type else _allowed_keys(loc[:-1])
+        return ConfigError(key, value, f"unknown key; allowed: {', '.join(fields)}")
     if err["type"] == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         return ConfigError(key, value, f"must be one of {expected}")

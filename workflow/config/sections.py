@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflow.space import DEFAULT_ACTIVATION_TREE, ActivationTree, SearchSpace
+from workflow.config.space import GeneConfig, build_space, seed_space
+from workflow.space import SearchSpace
 
 
 class _Section(BaseModel):
@@ -18,15 +19,26 @@ class _Section(BaseModel):
 
 
 class TaskConfig(_Section):
-    """What to learn. ``sinewave`` is the seed's toy task; images come through torchvision."""
+    """What the built-in MLP learns: the seed's toy ``sinewave``; ``mnist`` and ``fashion_mnist`` through
+    torchvision; scikit-learn's bundled 8x8 ``digits``; your own ``csv`` or ``npz`` file."""
 
-    name: Literal["sinewave", "mnist", "fashion_mnist"] = "sinewave"  # workflow.tasks.TASK_NAMES
+    name: Literal["sinewave", "mnist", "fashion_mnist", "digits", "csv", "npz"] = "sinewave"
     #: Where image datasets live (``<data_dir>/MNIST/raw`` etc.). Compute nodes read it offline.
     data_dir: str = "data"
-    #: Download image datasets when missing (needs internet; off on compute nodes).
+    #: Download image datasets when missing (on the driver, before anything is submitted).
     download: bool = True
-    #: ``classification`` (cross-entropy, val_acc logged) or the seed's ``regression`` on the label (val_mse).
-    target: Literal["classification", "regression"] = "classification"
+    #: Images and digits: ``classification`` (cross-entropy, val_acc logged) or the seed's ``regression`` on the
+    #: label (val_mse). csv: the target column.
+    target: str | None = None
+    #: csv, npz: the file.
+    path: str | None = None
+    #: csv, npz: ``regression`` (a number; MSE) or ``classification`` (a class label; cross-entropy).
+    kind: Literal["regression", "classification"] = "regression"
+    #: csv: the feature columns (default: every other numeric column).
+    features: tuple[str, ...] | None = None
+    #: npz: the arrays' names.
+    x_key: str = "X"
+    y_key: str = "y"
     #: Sinewave: total samples (train + validation) and number of sine covariates.
     n_samples: int = Field(10_000, ge=20)
     n_waves: int = Field(5, ge=1)
@@ -38,23 +50,6 @@ class TaskConfig(_Section):
     data_seed: int = 0
 
 
-class SpaceConfig(_Section):
-    """The seed's search space; bounds inclusive."""
-
-    n_layers: tuple[int, int] = (1, 5)
-    hidden_size: tuple[int, int] = (16, 128)
-    dropout: tuple[float, float] = (0.0, 0.5)
-    activation_tree: Any = Field(default_factory=lambda: DEFAULT_ACTIVATION_TREE)
-
-
-class MutationConfig(_Section):
-    """Per-gene perturbations (the seed's): U{-k..k} for integers, N(0, sigma) for dropout."""
-
-    n_layers_step: int = Field(2, ge=0)
-    hidden_size_step: int = Field(16, ge=0)
-    dropout_sigma: float = Field(0.15, ge=0)
-
-
 class GAConfig(_Section):
     """The genetic algorithm's own settings (``optimizer.ga``); they bind only when ``optimizer.name: ga``."""
 
@@ -64,10 +59,25 @@ class GAConfig(_Section):
     mutation_prob: float = Field(0.5, ge=0, le=1)
     #: Best individuals of the previous population that survive unchanged (replacing the worst children).
     elitism: int = Field(1, ge=0)
-    #: The base b of the activation distance d_b = log_b(hops); > 1, larger explores more.
-    activation_base: float = 2.0
     bound_handling: Literal["clip", "reflect"] = "clip"
-    mutation: MutationConfig = Field(default_factory=MutationConfig)
+    #: Steady-state survival: ``worst`` (a child replaces the worst member when better) or ``oldest``
+    #: (regularized / aging evolution, Real et al. 2019: every child joins, the oldest member leaves).
+    replacement: Literal["worst", "oldest"] = "worst"
+    #: Adaptive exploration (the seed's future work): each tree gene's base b follows the success of its
+    #: mutations (a 1/5 rule): b shrinks (exploit) when more than ``target_success`` of them beat their parents,
+    #: grows (explore) when fewer do, by ``base_factor`` per generation, within [base_min, base_max].
+    adapt_base: bool = False
+    target_success: float = Field(0.2, gt=0, lt=1)
+    base_factor: float = Field(1.5, gt=1)
+    base_min: float = Field(1.1, gt=1)
+    base_max: float = Field(100.0, gt=1)
+    #: Surrogate-assisted breeding: ``none`` (the seed's GA), ``gp`` or ``et`` (scikit-optimize's Gaussian
+    #: process or extra trees). Each generation ``oversample`` x population children are bred and the model,
+    #: fitted on every evaluation so far, picks those with the highest expected improvement, except a
+    #: ``random_share`` of them, drawn uniformly from the rest.
+    surrogate: Literal["none", "gp", "et"] = "none"
+    oversample: int = Field(10, ge=1)
+    random_share: float = Field(0.2, ge=0, le=1)
 
 
 class BOConfig(_Section):
@@ -79,14 +89,33 @@ class BOConfig(_Section):
     base_estimator: Literal["GP", "RF", "ET", "GBRT"] = "GP"
 
 
+class ObjectiveSpec(_Section):
+    """One objective of a multi-objective search: a metric the evaluation reports, and which way is better."""
+
+    metric: str = Field(min_length=1, max_length=64)
+    direction: Literal["minimize", "maximize"] = "minimize"
+
+
 class OptimizerConfig(_Section):
     """What every optimizer shares (the budget, when to give up), and one section per optimizer."""
 
     name: Literal["ga", "bo", "random"] = "ga"
     population_size: int = Field(5, ge=1)
+    #: The budget is population_size * generations evaluations (in steady_state mode: that many births).
     generations: int = Field(20, ge=1)
+    #: ``generational`` (the seed's: a generation is asked, evaluated and told as a whole) or ``steady_state``
+    #: (no barrier: each result is told as it arrives and a new candidate takes its slot at once).
+    mode: Literal["generational", "steady_state"] = "generational"
+    #: steady_state: evaluations out at once (0: population_size).
+    max_in_flight: int = Field(0, ge=0)
     #: Stop the search (resumably) when this fraction of a generation's evaluations failed (1.0: all of them).
     max_failure_rate: float = Field(1.0, gt=0, le=1)
+    #: Two or more: a multi-objective search for the Pareto front (GA: NSGA-II; BO: ParEGO). The first is the
+    #: fitness (``best``). Empty or one: the single objective of ``objective.metric`` / ``direction``.
+    objectives: tuple[ObjectiveSpec, ...] = ()
+    #: Hypervolume reference point, one value per objective in the metrics' own units (default: per objective,
+    #: the worst value seen plus 10% of the range).
+    reference_point: tuple[float, ...] | None = None
     ga: GAConfig = Field(default_factory=GAConfig)
     bo: BOConfig = Field(default_factory=BOConfig)
 
@@ -108,6 +137,9 @@ class ObjectiveConfig(_Section):
     direction: Literal["minimize", "maximize"] = "minimize"
     #: ``command``: seconds between SIGTERM and SIGKILL when the command must stop.
     grace_s: float = Field(10.0, gt=0)
+    #: Metrics every result must report (finite) besides the one optimised, else it failed; the other
+    #: ``optimizer.objectives`` are added to these.
+    required: tuple[str, ...] = ()
 
 
 class TrainConfig(_Section):
@@ -115,6 +147,10 @@ class TrainConfig(_Section):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
+    #: L2 penalty (decoupled for adamw); 0 keeps the seed's training.
+    weight_decay: float = Field(0.0, ge=0)
+    #: adam (the seed's), adamw, sgd (momentum 0.9) or rmsprop. Genes of the same names override these four.
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
     #: Stop after this many epochs without validation improvement (0: off).
     early_stopping_patience: int = Field(0, ge=0)
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
@@ -192,7 +228,8 @@ class Config(_Section):
     name: str = "experiment"
     seed: int = 0
     task: TaskConfig = Field(default_factory=TaskConfig)
-    space: SpaceConfig = Field(default_factory=SpaceConfig)
+    #: The genes, in the chromosome's order (see :mod:`workflow.config.space`).
+    space: dict[str, GeneConfig] = Field(default_factory=seed_space)
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -202,12 +239,22 @@ class Config(_Section):
     islands: IslandsConfig = Field(default_factory=IslandsConfig)
 
     def search_space(self) -> SearchSpace:
-        return SearchSpace(
-            n_layers=self.space.n_layers,
-            hidden_size=self.space.hidden_size,
-            dropout=self.space.dropout,
-            tree=ActivationTree(self.space.activation_tree),
-        )
+        return build_space(self.space)
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.optimizer.objectives) > 1
+
+    def scoring(self) -> ObjectiveConfig:
+        """How an evaluation's metrics become its result: ``objective``, with the first of
+        ``optimizer.objectives`` as the metric optimised and the others required."""
+        objectives = self.optimizer.objectives
+        if not objectives:
+            return self.objective
+        first, rest = objectives[0], objectives[1:]
+        required = tuple(dict.fromkeys((*self.objective.required, *(o.metric for o in rest))))
+        return self.objective.model_copy(update={"metric": first.metric, "direction": first.direction,
+                                                 "required": required})
 
     def to_plain(self) -> dict[str, Any]:
         """A JSON/YAML-safe dict (tuples as lists) that :func:`from_mapping` accepts back."""

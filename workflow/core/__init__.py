@@ -18,8 +18,12 @@ if TYPE_CHECKING:
 __all__ = ["Optimizer", "ProtocolError", "make_optimizer"]
 
 
-def make_optimizer(config: Config, island: int = 0) -> Optimizer:
-    """The optimizer ``config.optimizer.name`` names, with a generator seeded from the run seed and island."""
+def make_optimizer(config: Config, island: int = 0, journal_format: int = 2) -> Optimizer:
+    """The optimizer ``config.optimizer.name`` names, with a generator seeded from the run seed and island.
+
+    ``journal_format``: the format of the run directory it serves (:data:`workflow.store.journal.JOURNAL_FORMAT`):
+    BO in a run directory of version 0.1 (format 1) keeps that version's way of drawing, so the run resumes.
+    """
     rng = np.random.default_rng([config.seed, island])
     name = config.optimizer.name
     if name == "ga":
@@ -29,7 +33,8 @@ def make_optimizer(config: Config, island: int = 0) -> Optimizer:
     if name == "bo":
         from workflow.core.bo import BayesianOptimization
 
-        return BayesianOptimization(config.optimizer, config.search_space(), rng, island=island)
+        return BayesianOptimization(config.optimizer, config.search_space(), rng, island=island,
+                                    legacy=journal_format < 2)
     if name == "random":
         from workflow.core.random_search import RandomSearch
 

@@ -1,13 +1,24 @@
-"""The optimizer interface shared by GA, BO and random search, and the batch bookkeeping they share."""
+"""The optimizer interface shared by GA, BO and random search, and the ask/tell bookkeeping they share.
+
+Two modes (``optimizer.mode``):
+
+- ``generational`` (the seed's): ``population_size`` candidates are asked at once, and told at once when all of
+  them have results; the next generation is asked only then.
+- ``steady_state``: no generation barrier. Up to ``optimizer.max_in_flight`` candidates are out at a time; any
+  of them is told as soon as its result arrives, and each freed slot is asked for a new candidate at once.
+
+Either way a run is ``population_size * generations`` candidates, named by the optimizer from their birth
+order: the k-th block of ``population_size`` births is "generation" k.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from workflow.records import Candidate, Evaluated, Hparams
+from workflow.records import Candidate, Evaluated, Result
 
 if TYPE_CHECKING:
     from workflow.config import OptimizerConfig
@@ -15,29 +26,62 @@ if TYPE_CHECKING:
 
 
 class Optimizer(Protocol):
-    """Ask for a batch, evaluate it elsewhere, tell the results back; repeat until ``finished``.
+    """Ask for candidates, evaluate them elsewhere, tell the results back; repeat until ``finished``.
 
     Implementations hold all their state in memory and rebuild it by replay: a fresh optimizer with the same
-    config and seed, asked and told the same batches, is in the same state (the driver relies on this to resume).
+    config and seed, asked and told the same candidates in the same order, is in the same state (the driver
+    relies on this to resume).
     """
 
     name: str
+    #: Set by the driver while it replays the journal.
+    replaying: bool
 
     @property
     def finished(self) -> bool: ...
 
     @property
-    def batches_asked(self) -> int: ...
+    def batches_asked(self) -> int:
+        """How many times :meth:`ask` returned candidates (the journal's ``asked`` events)."""
+        ...
 
-    def ask(self) -> list[Candidate]: ...
+    @property
+    def pending(self) -> list[Candidate]:
+        """Asked, not yet told, in the order they were asked."""
+        ...
+
+    def capacity(self) -> int:
+        """How many candidates :meth:`ask` would give now (0: wait for results first, or the budget is spent)."""
+        ...
+
+    def ask(self, n: int | None = None) -> list[Candidate]:
+        """Up to ``n`` new candidates (generational: a whole generation, whatever ``n`` says)."""
+        ...
+
+    def restore(self, recorded: Sequence[Candidate], verify: bool = True) -> None:
+        """Replay an ask whose candidates the journal recorded: checked against what this optimizer proposes
+        (``verify``; an optimizer whose asks are costly may trust the journal when not asked to verify)."""
+        ...
+
+    def replayed_state(self, state: dict[str, Any] | None) -> None:
+        """After replaying a tell: what the journal recorded with it (checked, or taken over, by the optimizer)."""
+        ...
+
+    def tellable(self, results: Mapping[str, Result]) -> list[Candidate]:
+        """The pending candidates that can be told now, given the results that have arrived."""
+        ...
 
     def tell(self, evaluated: Sequence[Evaluated]) -> None: ...
 
     def best(self) -> Evaluated | None: ...
 
+    def journal_state(self) -> dict[str, Any]:
+        """State to record with each tell (checked on replay): e.g. the GA's adapted tree bases."""
+        ...
+
 
 class ProtocolError(RuntimeError):
-    """ask/tell called out of order or told results that were not asked."""
+    """ask/tell called out of order, told results that were not asked, or a replay that proposes otherwise."""
 
 
 def check_told(pending: Sequence[Candidate], evaluated: Sequence[Evaluated]) -> list[Evaluated]:
@@ -52,10 +96,9 @@ def check_told(pending: Sequence[Candidate], evaluated: Sequence[Evaluated]) -> 
 class BatchOptimizer:
     """The ask/tell bookkeeping GA, BO and random search share; subclasses say what to propose and learn.
 
-    A run is ``config.generations`` batches of ``config.population_size`` candidates. :meth:`ask` refuses a
-    new batch while one is pending, draws each candidate's training seed from the injected generator right
-    after its hyperparameters are taken from :meth:`_propose` (a lazy iterable interleaves the two draws),
-    and :meth:`tell` checks the results against the pending batch before :meth:`_learn` sees them.
+    :meth:`ask` draws each candidate's training seed from the injected generator right after its
+    hyperparameters are taken from :meth:`_propose` (a lazy iterable interleaves the two draws), and
+    :meth:`tell` checks the results against what is pending before :meth:`_learn` sees them.
     """
 
     name = "base"
@@ -63,45 +106,102 @@ class BatchOptimizer:
     def __init__(self, config: OptimizerConfig, space: SearchSpace, rng: np.random.Generator,
                  island: int = 0) -> None:
         self.config, self.space, self.rng, self.island = config, space, rng, island
+        self.steady = config.mode == "steady_state"
         self.history: list[Evaluated] = []
-        self.pending: list[Candidate] = []
-        self.batch = 0  # batches asked so far; generation numbers and names are 1-based
+        self._pending: list[Candidate] = []
+        self.births = 0  # candidates asked so far; names and generation numbers are 1-based
+        self.asks = 0  # asks that returned candidates
+        #: True while the driver replays the journal (an optimizer may skip work whose outcome is recorded).
+        self.replaying = False
+
+    # -- the protocol ---------------------------------------------------------------------------------
+
+    @property
+    def budget(self) -> int:
+        return self.config.population_size * self.config.generations
 
     @property
     def finished(self) -> bool:
-        return self.batch >= self.config.generations and not self.pending
+        return self.births >= self.budget and not self._pending
 
     @property
     def batches_asked(self) -> int:
-        return self.batch
+        return self.asks
 
-    def ask(self) -> list[Candidate]:
-        if self.pending:
-            raise ProtocolError(f"batch {self.batch} was asked but not told")
-        if self.batch >= self.config.generations:
+    @property
+    def pending(self) -> list[Candidate]:
+        return list(self._pending)
+
+    def capacity(self) -> int:
+        left = self.budget - self.births
+        if not self.steady:
+            return self.config.population_size if left > 0 and not self._pending else 0
+        in_flight = self.config.max_in_flight or self.config.population_size
+        return max(0, min(in_flight - len(self._pending), left))
+
+    def ask(self, n: int | None = None) -> list[Candidate]:
+        if not self.steady:
+            if self._pending:
+                raise ProtocolError(f"batch {self.asks} was asked but not told")
+            n = self.config.population_size
+        n = min(self.capacity() if n is None else n, self.capacity())
+        if n <= 0:
             return []
-        proposals = self._propose(self.config.population_size)
-        self.batch += 1
-        start = len(self.history)
-        self.pending = [
-            Candidate(name=self._candidate_name(self.batch, i + 1, start + i + 1), hparams=hp,
-                      generation=self.batch, index=i + 1, optimizer=self.name, island=self.island,
-                      seed=int(self.rng.integers(2**31 - 1)))
-            for i, hp in enumerate(proposals)
-        ]
-        return list(self.pending)
+        proposals = self._propose(n)
+        pop = self.config.population_size
+        asked = []
+        for i, hp in enumerate(proposals):
+            birth = self.births + i  # 0-based
+            generation, index = birth // pop + 1, birth % pop + 1
+            asked.append(Candidate(name=self._candidate_name(generation, index, birth + 1), hparams=hp,
+                                   generation=generation, index=index, optimizer=self.name, island=self.island,
+                                   seed=int(self.rng.integers(2**31 - 1))))
+        self.births += len(asked)
+        self.asks += 1
+        self._pending.extend(asked)
+        return asked
+
+    def restore(self, recorded: Sequence[Candidate], verify: bool = True) -> None:
+        proposed = self.ask(len(recorded))
+        if [c.to_dict() for c in proposed] != [c.to_dict() for c in recorded]:
+            raise ProtocolError("differs from what the optimizer proposes on replay (was the code or the config "
+                                "changed?)")
+
+    def replayed_state(self, state: dict[str, Any] | None) -> None:
+        if state is not None and state != self.journal_state():
+            raise ProtocolError(f"the optimizer's state after replay ({self.journal_state()}) differs from the "
+                                f"recorded {state}")
+
+    def tellable(self, results: Mapping[str, Result]) -> list[Candidate]:
+        ready = [c for c in self._pending if c.name in results]
+        if self.steady:
+            return ready
+        return ready if ready and len(ready) == len(self._pending) else []
 
     def tell(self, evaluated: Sequence[Evaluated]) -> None:
-        told = check_told(self.pending, evaluated)
-        self.pending = []
+        if self.steady:
+            names = {e.candidate.name for e in evaluated}
+            if len(names) != len(evaluated) or not names <= {c.name for c in self._pending}:
+                raise ProtocolError(f"told {sorted(names)} but pending are {[c.name for c in self._pending]}")
+            order = {c.name: i for i, c in enumerate(self._pending)}
+            told = sorted(evaluated, key=lambda e: order[e.candidate.name])
+            self._pending = [c for c in self._pending if c.name not in names]
+        else:
+            told = check_told(self._pending, evaluated)
+            self._pending = []
         self.history.extend(told)
         self._learn(told)
 
     def best(self) -> Evaluated | None:
         return best_of(self.history)
 
-    def _propose(self, size: int) -> Iterable[Hparams]:
-        """The next batch's ``size`` hyperparameter sets (consumed once, in order)."""
+    def journal_state(self) -> dict[str, Any]:
+        return {}
+
+    # -- what subclasses say --------------------------------------------------------------------------
+
+    def _propose(self, size: int) -> Iterable[dict[str, Any]]:
+        """The next ``size`` genotypes (consumed once, in order)."""
         raise NotImplementedError
 
     def _candidate_name(self, generation: int, index: int, number: int) -> str:
@@ -109,7 +209,8 @@ class BatchOptimizer:
         raise NotImplementedError
 
     def _learn(self, told: list[Evaluated]) -> None:
-        """Update the optimizer's model from a told batch (already in ``history``)."""
+        """Update the optimizer's model from told evaluations (already in ``history``; steady-state: in the
+        order they were asked, any subset of what was pending)."""
 
 
 def best_of(evaluated: Sequence[Evaluated]) -> Evaluated | None:

@@ -7,9 +7,12 @@ generation does; the budget is the GA's, ``population_size * generations`` evalu
 random, then the surrogate (``optimizer.bo.base_estimator``, a GP by default) and ``optimizer.bo.acq_func``
 choose.
 
-Dimensions: ``n_layers`` and ``hidden_size`` are integers, ``activation`` is categorical (the tree's leaves in
-order; BO does not use the tree's distances), ``dropout`` is real. A dimension whose bounds are equal is not
-searched (skopt rejects empty ranges); its value is fixed.
+Dimensions: each gene gives its own (:meth:`workflow.space.Gene.dimensions`): an int gene an ``Integer``, a float
+gene a ``Real`` (both with a log-uniform prior when the gene is ``log``), a categorical gene a ``Categorical``
+of its values (a tree's leaves in order; BO does not use the tree's distances), a layers gene a depth plus
+``max_layers`` widths of which the first ``depth`` are used (the unused ones are told the last layer's width
+and ignored on the way back). A dimension whose bounds are equal is not searched (skopt rejects empty ranges);
+its value is fixed.
 
 Failures never reach the surrogate as NaN or inf: a failed or non-finite evaluation is told as
 ``worst + (worst - best)`` over the finite fitness values told so far, i.e. clearly worse than everything
@@ -21,6 +24,22 @@ what was told, in order, so replaying the journal reproduces it.
 Determinism: skopt's ``random_state`` is an integer drawn from the injected generator at construction, and
 every skopt call runs with one BLAS thread, so a fresh optimizer asked and told the same batches proposes the
 same points (the driver's resume depends on it), whatever the machine's thread settings or load.
+
+Cost: skopt proposes a batch from a copy of its optimizer that it refits on every point told so far, once per
+proposed point (the constant liar), so an ask costs ``1 + size`` surrogate fits; the optimizer's own fit on each
+tell only feeds ``gp_hedge``'s gains. In run directories of format 2, skopt's random state is drawn anew for
+each ask and each tell from this optimizer's seed and their number (:func:`_stream`), and the gains are recorded
+with each tell: a resume then replays the journal without refitting anything (it trusts the recorded asks, tells
+with ``fit=False`` and takes the recorded gains) and checks only its last ask for real. Format 1 (version 0.1)
+lets skopt's random state run on across calls, which a replay can reproduce only by refitting every step.
+
+Steady state (``optimizer.mode: steady_state``): an ask lies about every point still in flight (the constant
+liar across asks: an asynchronous batch), so a freed slot does not get a point next to a running one.
+
+Several objectives (``optimizer.objectives``): ParEGO (Knowles 2006). Each ask draws weights uniformly on the
+simplex (from this optimizer's seed and the ask's number), scalarises every told point with the augmented
+Chebyshev function of its objectives normalised to [0, 1], and asks a surrogate fitted to those values: over
+many asks, the weights sweep the front. A failed point gets the penalty above on the scalarised values.
 """
 
 from __future__ import annotations
@@ -35,51 +54,103 @@ import numpy as np
 from sklearn.ensemble import GradientBoostingRegressor
 from skopt import Optimizer as SkoptOptimizer
 from skopt.learning import GradientBoostingQuantileRegressor
-from skopt.space import Categorical, Integer, Real
 from threadpoolctl import threadpool_limits
 
 from workflow.config import OptimizerConfig
 from workflow.core.base import BatchOptimizer, best_of
-from workflow.records import Evaluated, Hparams
+from workflow.core.encoding import Encoding
+from workflow.core.pareto import chebyshev, chebyshev_weights
+from workflow.core.ranking import Ranking
+from workflow.core.surrogate import failure_penalty
+from workflow.records import Candidate, Evaluated
 from workflow.space import SearchSpace
-
-#: Hyperparameters in the order of skopt's point vectors.
-GENES = Hparams.gene_names()
-
-
-def failure_penalty(finite: Sequence[float]) -> float:
-    """The value told to the surrogate for a failed evaluation, given the finite fitness values so far."""
-    worst, best = max(finite), min(finite)
-    margin = worst - best
-    if margin <= 0:
-        margin = abs(worst) if worst != 0 else 1.0
-    return worst + margin
 
 
 class BayesianOptimization(BatchOptimizer):
     name = "bo"
 
     def __init__(self, config: OptimizerConfig, space: SearchSpace, rng: np.random.Generator,
-                 island: int = 0) -> None:
+                 island: int = 0, legacy: bool = False) -> None:
         super().__init__(config, space, rng, island)
         self._finite: list[float] = []  # finite fitness values told, for the penalty
         self._held: list[list[Any]] = []  # failed points waiting for a first finite value
-        self._fixed, dimensions = _dimensions(space)
-        seed = int(rng.integers(2**31 - 1))
-        self._skopt = _make_skopt(config, dimensions, seed) if dimensions else None
+        self._encoding = Encoding(space)
+        self._free = self._encoding.free
+        self._seed = int(rng.integers(2**31 - 1))
+        self._legacy = legacy
+        self._tells = 0
+        self._skopt = _make_skopt(config, self._free, self._seed) if self._free else None
+        self.ranking = Ranking(config.objectives)
+        #: Several objectives: every told point with its objective vector (scalarised anew at each ask).
+        self._told_points: list[tuple[list[Any], list[float]]] = []
 
-    def _propose(self, size: int) -> list[Hparams]:
+    def _propose(self, size: int) -> list[dict[str, Any]]:
         if self._skopt is None:
             points: list[list[Any]] = [[] for _ in range(size)]
         else:
             with _quiet_single_thread():
-                points = self._skopt.ask(n_points=size, strategy="cl_min")
+                model = self._parego() if self.ranking.multi else self._skopt
+                if not self._legacy:
+                    model.rng = _stream(self._seed, 0, self.asks)
+                points = self._liar(model).ask(n_points=size, strategy="cl_min")
         return [self._to_hparams(point) for point in points]
+
+    def _liar(self, model: Any) -> Any:
+        """``model``, or (steady state, points still in flight) a copy told the constant lie for them."""
+        in_flight = [self._to_point(c.hparams) for c in self._pending]
+        if not in_flight:
+            return model
+        lie = min(model.yi) if model.yi else 0.0
+        liar = model.copy(random_state=model.rng.randint(0, np.iinfo(np.int32).max))
+        liar.tell(in_flight, [lie] * len(in_flight), fit=False)
+        return liar
+
+    def _parego(self) -> Any:
+        """A fresh skopt optimizer told every point so far, scalarised under this ask's random weights."""
+        model = _make_skopt(self.config, self._free, int(_stream(self._seed, 2, self.asks).randint(2**31 - 1)))
+        if not self._told_points:
+            return model
+        weights = chebyshev_weights(np.random.default_rng([self._seed, 3, self.asks]), len(self.ranking.objectives))
+        values = chebyshev(np.array([v for _, v in self._told_points], dtype=float), weights)
+        finite = [float(v) for v in values if math.isfinite(v)]
+        if not finite:
+            return model  # nothing ran yet: still the random initial points
+        penalty = failure_penalty(finite)
+        ys = [float(v) if math.isfinite(v) else penalty for v in values]
+        model.tell([x for x, _ in self._told_points], ys, fit=False)
+        return model
+
+    def restore(self, recorded: Sequence[Candidate], verify: bool = True) -> None:
+        """Format 2: the recorded candidates taken as they are (no surrogate fits), except when ``verify``."""
+        if verify or self._legacy:
+            super().restore(recorded, verify)
+            return
+        for _ in recorded:  # the generator's draws an ask makes besides skopt's: one seed per candidate
+            self.rng.integers(2**31 - 1)
+        self.births += len(recorded)
+        self.asks += 1
+        self._pending.extend(recorded)
+
+    def journal_state(self) -> dict[str, Any]:
+        if self.ranking.multi:
+            return {}
+        gains = getattr(self._skopt, "gains_", None)
+        return {"gains": [float(g) for g in gains]} if gains is not None and not self._legacy else {}
+
+    def replayed_state(self, state: dict[str, Any] | None) -> None:
+        if self._legacy or self._skopt is None or not state or "gains" not in state:
+            super().replayed_state(state)
+            return
+        self._skopt.gains_ = np.array(state["gains"], dtype=float)  # what the skipped fit would have computed
 
     def _candidate_name(self, generation: int, index: int, number: int) -> str:
         return f"BO-Iteration-{number}"
 
     def _learn(self, told: list[Evaluated]) -> None:
+        if self.ranking.multi:
+            self._told_points.extend((self._to_point(e.candidate.hparams), self.ranking.vector(e)) for e in told)
+            self._tells += 1
+            return
         ok = [e for e in told if e.result.ok and math.isfinite(e.fitness)]
         failed = [e for e in told if not (e.result.ok and math.isfinite(e.fitness))]
         self._finite.extend(e.fitness for e in ok)
@@ -95,45 +166,30 @@ class BayesianOptimization(BatchOptimizer):
             self._held = []
         if xs:
             with _quiet_single_thread():
-                self._skopt.tell(xs, ys)
+                if self._legacy:
+                    self._skopt.tell(xs, ys)
+                else:
+                    # The fit on tell only updates gp_hedge's gains (asks refit a copy anyway), and a replay
+                    # takes the gains from the journal instead.
+                    self._skopt.rng = _stream(self._seed, 1, self._tells)
+                    fit = self.config.bo.acq_func == "gp_hedge" and not self.replaying
+                    self._skopt.tell(xs, ys, fit=fit)
+        self._tells += 1
 
     def best(self) -> Evaluated | None:
         finite = [e for e in self.history if math.isfinite(e.fitness)]
         return best_of(finite or self.history)
 
-    def _to_point(self, hp: Hparams) -> list[Any]:
-        return [getattr(hp, gene) for gene in GENES if gene not in self._fixed]
+    def _to_point(self, hparams: dict[str, Any]) -> list[Any]:
+        return self._encoding.to_point(hparams)
 
-    def _to_hparams(self, point: Sequence[Any]) -> Hparams:
-        values = dict(self._fixed)
-        values.update(zip((g for g in GENES if g not in self._fixed), point))
-        low, high = self.space.dropout
-        # skopt returns numpy scalars; the journal and the comparison on replay need plain Python values.
-        return Hparams(n_layers=int(values["n_layers"]), hidden_size=int(values["hidden_size"]),
-                       activation=str(values["activation"]),
-                       dropout=min(max(float(values["dropout"]), low), high))
+    def _to_hparams(self, point: Sequence[Any]) -> dict[str, Any]:
+        return self._encoding.to_hparams(point)
 
 
-def _dimensions(space: SearchSpace) -> tuple[dict[str, Any], list[Any]]:
-    """skopt dimensions for the genes that vary, and the fixed values of those that do not."""
-    ranges: dict[str, Any] = {"n_layers": space.n_layers, "hidden_size": space.hidden_size,
-                              "activation": space.activations, "dropout": space.dropout}
-    fixed: dict[str, Any] = {}
-    dims: list[Any] = []
-    for gene in GENES:
-        spec = ranges[gene]
-        if gene == "activation":
-            if len(spec) == 1:
-                fixed[gene] = spec[0]
-            else:
-                dims.append(Categorical(list(spec), name=gene))
-        elif spec[0] == spec[1]:
-            fixed[gene] = spec[0]
-        elif gene == "dropout":
-            dims.append(Real(float(spec[0]), float(spec[1]), name=gene))
-        else:
-            dims.append(Integer(int(spec[0]), int(spec[1]), name=gene))
-    return fixed, dims
+def _stream(seed: int, kind: int, number: int) -> np.random.RandomState:
+    """skopt's random state for ask (``kind`` 0) or tell (1) number ``number``: a function of these alone."""
+    return np.random.RandomState(np.random.SeedSequence([seed, kind, number]).generate_state(1)[0])
 
 
 def _make_skopt(config: OptimizerConfig, dimensions: list[Any], seed: int) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from workflow.core.ranking import Ranking
 from workflow.records import Evaluated
 
 
@@ -36,19 +37,22 @@ def migration_due(generation: int, interval: int, generations: int) -> bool:
     return generation % interval == 0 and generation < generations
 
 
-def select_emigrants(population: Sequence[Evaluated], migrants: int) -> list[Evaluated]:
-    """Copies of the best ``migrants`` individuals (failed ones never emigrate)."""
-    ranked = sorted((e for e in population if e.result.ok), key=lambda e: e.fitness)
-    return ranked[:migrants]
+def select_emigrants(population: Sequence[Evaluated], migrants: int,
+                     ranking: Ranking | None = None) -> list[Evaluated]:
+    """Copies of the best ``migrants`` individuals (failed ones never emigrate); best by ``ranking`` (default:
+    fitness; several objectives: rank and crowding within the population)."""
+    ok = [e for e in population if e.result.ok]
+    return (ranking or Ranking()).best_first(ok)[:migrants]
 
 
-def replace_worst(population: Sequence[Evaluated], migrants: Sequence[Evaluated]
-                  ) -> tuple[list[Evaluated], list[Evaluated]]:
-    """(the population with its worst members replaced by ``migrants``, the members replaced).
+def replace_worst(population: Sequence[Evaluated], migrants: Sequence[Evaluated],
+                  ranking: Ranking | None = None) -> tuple[list[Evaluated], list[Evaluated]]:
+    """(the population with its worst members replaced by ``migrants``, the members replaced); worst by
+    ``ranking`` (default: fitness).
 
     The population keeps its size (a population smaller than the migrants takes that many of them).
     """
-    ranked = sorted(population, key=lambda e: e.fitness)
+    ranked = (ranking or Ranking()).best_first(population)
     if not migrants:
         return ranked, []
     keep = max(len(ranked) - len(migrants), 0)

@@ -1,11 +1,11 @@
-"""Random search: the simplest baseline, batches of uniform draws with the same budget as the GA."""
+"""Random search: the simplest baseline, batches of uniform draws (log-uniform for log genes) with the GA's budget."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from workflow.core.base import BatchOptimizer
-from workflow.records import Hparams
 
 
 class RandomSearch(BatchOptimizer):
@@ -13,7 +13,7 @@ class RandomSearch(BatchOptimizer):
 
     name = "random"
 
-    def _propose(self, size: int) -> Iterator[Hparams]:
+    def _propose(self, size: int) -> Iterator[dict[str, Any]]:
         # Lazy: each draw is followed by its candidate's seed draw, the order every earlier run used.
         return (self.space.sample(self.rng) for _ in range(size))
 

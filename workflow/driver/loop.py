@@ -1,13 +1,19 @@
-"""The one loop for every optimizer: resume -> ask -> run -> record -> tell -> stop?
+"""The one loop for every optimizer and both modes: resume -> (tell -> ask -> submit -> collect)* -> finish.
 
-The journal is written before and after everything that matters: a batch is recorded as ``asked`` before it is
-submitted, each result as soon as it arrives, ``told`` once the optimizer has it. On start the loop replays the
-journal into a fresh optimizer (same seed, same draws), checks the replay proposes exactly what was recorded,
-and carries on with whatever is missing, so a killed driver loses nothing and repeats nothing.
+The journal is written before and after everything that matters: candidates are recorded as ``asked`` before
+they are submitted, each result as soon as it arrives, ``told`` once the optimizer has it. On start the loop
+replays the journal into a fresh optimizer (same seed, same draws), checks the replay proposes what was
+recorded, and carries on with whatever is missing, so a killed driver loses nothing and repeats nothing.
 
-Fail fast: when the failed fraction of a generation reaches ``optimizer.max_failure_rate`` (default 1.0:
-every evaluation failed), the loop submits nothing more and raises :class:`~workflow.errors.SearchStopped`
-naming the most common reason; the run directory stays resumable.
+In a generation (``optimizer.mode: generational``) everything is asked at once and told at once; in steady
+state each result is told as it arrives and each freed slot is filled at once: the loop is the same, the
+optimizer says how many it can ask (:meth:`~workflow.core.Optimizer.capacity`) and what it can be told
+(:meth:`~workflow.core.Optimizer.tellable`). New candidates found after one collect are submitted together
+(one Slurm array per poll, not one sbatch per evaluation).
+
+Fail fast: when the failed fraction of a generation (a block of ``population_size`` births) reaches
+``optimizer.max_failure_rate`` (default 1.0: every evaluation failed), the loop submits nothing more and raises
+:class:`~workflow.errors.SearchStopped` naming the most common reason; the run directory stays resumable.
 """
 
 from __future__ import annotations
@@ -18,15 +24,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from workflow.backends import Backend, make_backend, run_batch
+from workflow.backends import Backend, make_backend
 from workflow.config import Config
-from workflow.core import make_optimizer
+from workflow.core import Optimizer, make_optimizer
 from workflow.driver.observers import Observer, Observers, SearchRun
 from workflow.driver.replay import replay
 from workflow.driver.sink import JournalSink
 from workflow.errors import SearchStopped
 from workflow.faults import crash_point
-from workflow.records import Evaluated
+from workflow.records import Candidate, Evaluated
 from workflow.store import RunStore
 from workflow.store.lock import DriverLock
 
@@ -54,39 +60,16 @@ def run_search(config: Config, run_dir: Path, *, backend: Backend | None = None,
     with DriverLock(run_dir):
         store = RunStore.open(run_dir)
         state = store.replay()
-        optimizer = make_optimizer(config, island=island)
-        pending = replay(optimizer, state)
+        optimizer = make_optimizer(config, island=island, journal_format=state.format)
+        replay(optimizer, state)
         run = SearchRun(config, store, state, optimizer, island)
         observer = Observers(observers)
         own_backend = backend is None
         backend = backend or make_backend(config, run_dir)
-        sink = JournalSink(run, observer)
-        observer.started(run)
         try:
-            while pending or not optimizer.finished:
-                if not pending:
-                    pending = optimizer.ask()
-                    run.record({"event": "asked", "batch": optimizer.batches_asked,
-                                "candidates": [c.to_dict() for c in pending]})
-                    crash_point("after-ask")
-                batch = optimizer.batches_asked
-                observer.asked(run, batch, pending)
-                missing = [c for c in pending if c.name not in state.results]
-                if missing:
-                    run_batch(backend, missing, sink)
-                lost = [c.name for c in pending if c.name not in state.results]
-                if lost:
-                    raise RuntimeError(f"backend {backend.name} returned without results for {lost}")
-                told = [Evaluated(c, state.results[c.name]) for c in pending]
-                optimizer.tell(told)
-                run.record({"event": "told", "batch": batch})
-                observer.told(run, batch, told)
-                pending = []
-                _fail_fast(run, batch, told)
-            if not state.finished:
-                run.record({"event": "finished"})
-            store.write_results_csv(state)
+            _Loop(run, observer, backend).run()
         finally:
+            store.flush()
             observer.stopped(run)
             if own_backend:
                 backend.close()
@@ -95,18 +78,86 @@ def run_search(config: Config, run_dir: Path, *, backend: Backend | None = None,
                       failed=sum(not e.result.ok for e in evaluated), best=state.best())
 
 
-def _fail_fast(run: SearchRun, batch: int, told: Sequence[Evaluated]) -> None:
-    """Stop the search when too many of a generation's evaluations failed (a broken set-up, not bad luck)."""
-    failed = [e for e in told if not e.result.ok]
-    rate = run.config.optimizer.max_failure_rate
-    if not told or len(failed) / len(told) < rate or run.optimizer.finished:
-        return
-    reasons = Counter(e.result.reason[:REASON_KEY_CHARS] for e in failed)
-    reason, hits = reasons.most_common(1)[0]
-    what = "every evaluation" if len(failed) == len(told) else f"{len(failed)} of {len(told)} evaluations"
-    message = (f"stopped after generation {batch}: {what} failed (optimizer.max_failure_rate={rate:g}); "
-               f"most common reason ({hits} of {len(failed)}): {' '.join(reason.split())}; fix the cause, then "
-               f"`python -m workflow resume {run.store.run_dir}` (runtime settings may be overridden there, e.g. "
-               "backend.timeout_s=900)")
-    run.record({"event": "stopped", "batch": batch, "failed": len(failed), "reason": reason})
-    raise SearchStopped(message)
+class _Loop:
+    """One driver session over a run: what it submitted, which generations it has seen completed."""
+
+    def __init__(self, run: SearchRun, observer: Observer, backend: Backend) -> None:
+        self.search, self.observer, self.backend = run, observer, backend
+        self.optimizer: Optimizer = run.optimizer
+        self.sink = JournalSink(run, observer)
+        self.submitted: set[str] = set()
+        state = run.state
+        self.told_count = Counter(state.generation_of[name] for name in state.told_names)
+
+    def run(self) -> None:
+        run, state, optimizer = self.search, self.search.state, self.optimizer
+        run.store.results().sync(state.evaluated())  # behind the journal after a crash: rebuilt once, here
+        self.observer.started(run)
+        if optimizer.pending:
+            self.observer.asked(run, [c for c in optimizer.pending if c.name not in state.results])
+        while True:
+            told = optimizer.tellable(state.results)
+            if told:
+                self._tell(told)
+                continue
+            if optimizer.finished:
+                break
+            if optimizer.capacity():
+                asked = optimizer.ask(optimizer.capacity())
+                run.record({"event": "asked", "batch": optimizer.batches_asked,
+                            "candidates": [c.to_dict() for c in asked]}, durable=False)
+                crash_point("after-ask")
+                self.observer.asked(run, asked)
+            fresh = [c for c in optimizer.pending if c.name not in state.results and c.name not in self.submitted]
+            if fresh:
+                self.backend.submit(fresh, self.sink)
+                self.submitted.update(c.name for c in fresh)
+                continue  # results may be in already (inline; a re-attached task that had finished)
+            if not self.backend.in_flight():
+                lost = [c.name for c in optimizer.pending if c.name not in state.results]
+                raise RuntimeError(f"backend {self.backend.name} returned without results for {lost}")
+            self.backend.collect(self.sink)
+        if not state.finished:
+            run.record({"event": "finished"})
+        run.store.write_results_csv(state)
+
+    def _tell(self, candidates: Sequence[Candidate]) -> None:
+        run, state, optimizer = self.search, self.search.state, self.optimizer
+        told = [Evaluated(c, state.results[c.name]) for c in candidates]
+        optimizer.tell(told)
+        for c in candidates:
+            self.told_count[c.generation] += 1
+        complete = sorted({c.generation for c in candidates
+                           if self.told_count[c.generation] == len(state.members[c.generation])
+                           and c.generation not in state.told and self._block_done(c.generation)})
+        after = optimizer.journal_state()
+        event: dict[str, object] = ({"event": "told", "names": [c.name for c in candidates], "generations": complete}
+                                    if getattr(optimizer, "steady", False) else
+                                    {"event": "told", "batch": optimizer.batches_asked})
+        run.record({**event, **({"state": after} if after else {})}, durable=False)
+        self.observer.told(run, told)
+        for number in complete:
+            members = [Evaluated(c, state.results[c.name]) for c in state.members[number]]
+            self.observer.generation(run, number, members)
+            self._fail_fast(number, members)
+
+    def _block_done(self, generation: int) -> bool:
+        """Every birth of ``generation`` has been asked (a steady-state block fills up over several asks)."""
+        return len(self.search.state.members[generation]) >= self.search.config.optimizer.population_size
+
+    def _fail_fast(self, number: int, members: Sequence[Evaluated]) -> None:
+        """Stop the search when too many of a generation's evaluations failed (a broken set-up, not bad luck)."""
+        run = self.search
+        failed = [e for e in members if not e.result.ok]
+        rate = run.config.optimizer.max_failure_rate
+        if not members or len(failed) / len(members) < rate or run.optimizer.finished:
+            return
+        reasons = Counter(e.result.reason[:REASON_KEY_CHARS] for e in failed)
+        reason, hits = reasons.most_common(1)[0]
+        what = "every evaluation" if len(failed) == len(members) else f"{len(failed)} of {len(members)} evaluations"
+        message = (f"stopped after generation {number}: {what} failed (optimizer.max_failure_rate={rate:g}); "
+                   f"most common reason ({hits} of {len(failed)}): {' '.join(reason.split())}; fix the cause, then "
+                   f"`python -m workflow resume {run.store.run_dir}` (runtime settings may be overridden there, "
+                   "e.g. backend.timeout_s=900)")
+        run.record({"event": "stopped", "batch": number, "failed": len(failed), "reason": reason})
+        raise SearchStopped(message)

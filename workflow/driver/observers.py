@@ -25,25 +25,30 @@ class SearchRun:
     optimizer: Optimizer
     island: int = 0
 
-    def record(self, event: dict[str, object]) -> None:
-        """Append ``event`` to the journal and take it into the state."""
-        self.state.apply(self.store.append(event))
+    def record(self, event: dict[str, object], durable: bool = True) -> None:
+        """Append ``event`` to the journal and take it into the state (``durable``: fsync'ed now; otherwise
+        by the journal's group commit, see :mod:`workflow.store.journal`)."""
+        self.state.apply(self.store.append(event, durable=durable))
 
 
 class Observer:
-    """Hooks the loop calls, in this order: started, then per batch asked, result..., told; stopped at the end."""
+    """Hooks the loop calls: started; then asked, result, told as they happen, and generation each time a
+    generation (in steady state: a block of ``population_size`` births) has been told in full; stopped."""
 
     def started(self, run: SearchRun) -> None:
         """The journal was replayed: the optimizer is where the run left off."""
 
-    def asked(self, run: SearchRun, batch: int, candidates: Sequence[Candidate]) -> None:
-        """Batch ``batch`` is (again) in flight: every candidate without a result is being evaluated."""
+    def asked(self, run: SearchRun, candidates: Sequence[Candidate]) -> None:
+        """``candidates`` are (again, after a resume) being evaluated."""
 
     def result(self, run: SearchRun, result: Result) -> None:
         """One evaluation's result was journaled."""
 
-    def told(self, run: SearchRun, batch: int, told: Sequence[Evaluated]) -> None:
-        """Batch ``batch`` was given back to the optimizer (and journaled as told)."""
+    def told(self, run: SearchRun, told: Sequence[Evaluated]) -> None:
+        """``told`` were given back to the optimizer (and journaled)."""
+
+    def generation(self, run: SearchRun, number: int, evaluated: Sequence[Evaluated]) -> None:
+        """Generation ``number`` has been told in full (``evaluated``: its members)."""
 
     def stopped(self, run: SearchRun) -> None:
         """The loop ended (finished, stopped early, or by an exception)."""
@@ -59,17 +64,21 @@ class Observers(Observer):
         for observer in self.observers:
             observer.started(run)
 
-    def asked(self, run: SearchRun, batch: int, candidates: Sequence[Candidate]) -> None:
+    def asked(self, run: SearchRun, candidates: Sequence[Candidate]) -> None:
         for observer in self.observers:
-            observer.asked(run, batch, candidates)
+            observer.asked(run, candidates)
 
     def result(self, run: SearchRun, result: Result) -> None:
         for observer in self.observers:
             observer.result(run, result)
 
-    def told(self, run: SearchRun, batch: int, told: Sequence[Evaluated]) -> None:
+    def told(self, run: SearchRun, told: Sequence[Evaluated]) -> None:
         for observer in self.observers:
-            observer.told(run, batch, told)
+            observer.told(run, told)
+
+    def generation(self, run: SearchRun, number: int, evaluated: Sequence[Evaluated]) -> None:
+        for observer in self.observers:
+            observer.generation(run, number, evaluated)
 
     def stopped(self, run: SearchRun) -> None:
         for observer in self.observers:

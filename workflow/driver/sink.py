@@ -18,25 +18,29 @@ class JournalSink:
 
     def __init__(self, run: SearchRun, observer: Observer) -> None:
         self.run, self.observer = run, observer
-        self._generation = {c.name: c.generation for c in run.state.candidates}
 
     def submitted(self, names: Sequence[str], info: dict[str, Any]) -> None:
+        # An intent ("submitting") must be durable before the submission leaves the machine: a driver that
+        # dies after sbatch finds its array by the intent's tag.
         self.run.record({"event": "submitted", "batch": self._batch(names[0]) if names else 0,
-                         "names": list(names), **info})
+                         "names": list(names), **info}, durable=info.get("event") == "submitting")
 
     def result(self, result: Result) -> None:
         if result.name in self.run.state.results:
             log.warning("ignoring a second result for %s (already recorded)", result.name)
             return
-        self.run.record({"event": "result", "batch": self._batch(result.name), "result": result.to_dict()})
+        self.run.record({"event": "result", "batch": self._batch(result.name), "result": result.to_dict()},
+                        durable=False)
         crash_point("after-result")
-        self.run.store.write_results_csv(self.run.state)
+        candidate = self.run.state.candidate(result.name)
+        self.run.store.results().append(candidate, self.run.state.results[result.name], self.run.state.evaluated)
         self.observer.result(self.run, result)
 
     def previous_submission(self, name: str) -> dict[str, Any] | None:
         return self.run.state.submissions.get(name)
 
+    def waiting(self) -> None:
+        self.run.store.flush()
+
     def _batch(self, name: str) -> int:
-        if name not in self._generation:  # asked after this sink was made
-            self._generation.update({c.name: c.generation for c in self.run.state.candidates})
-        return self._generation.get(name, 0)
+        return self.run.state.generation_of.get(name, 0)

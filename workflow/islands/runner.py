@@ -7,7 +7,8 @@ Layout::
 
 (:mod:`workflow.store.layout` knows these paths.)
 
-Migration (every ``islands.interval`` generations, after the generation is told):
+Migration (every ``islands.interval`` generations, after the generation is told; in steady state every
+``interval`` blocks of ``population_size`` births):
 1. the sender records ``emigrated`` (id, targets, migrants) in its journal, then sends;
 2. a receiver records ``immigrated`` (id, sender, migrants, who was replaced) before applying it, and replays
    it at the same generation on resume;
@@ -34,6 +35,7 @@ from workflow.core.migration import (
     select_emigrants,
     senders_to,
 )
+from workflow.core.ranking import Ranking
 from workflow.driver import Observer, RunSummary, SearchRun, apply_immigrants, run_search
 from workflow.errors import RunDirError
 from workflow.islands.transport import Transport
@@ -71,17 +73,22 @@ class MigrationObserver(Observer):
         matrix = [list(row) for row in islands.matrix] if islands.matrix else None
         self.targets = neighbours(islands.topology, islands.count, matrix)
         self.sources = senders_to(self.targets, island)
+        #: Sync mode: messages of rounds this island has not reached yet, by round.
+        self._early: dict[int, list[tuple[int, dict[str, Any]]]] = {}
 
     # -- the driver's hooks ---------------------------------------------------------------------------
 
-    def told(self, run: SearchRun, batch: int, told: Sequence[Evaluated]) -> None:
+    def generation(self, run: SearchRun, batch: int, evaluated: Sequence[Evaluated]) -> None:
         due = migration_due(batch, self.config.islands.interval, self.config.optimizer.generations)
         if due:
             self._emigrate(run, batch)
-        if due and self.config.islands.mode == "sync":
+        if self.config.islands.mode != "sync":
+            for source, message in self.transport.poll():
+                self._apply(run, message, batch, source)
+        elif due:
+            # Sync: migrants are taken at their own round only, so a run does not depend on which island ran
+            # ahead (a neighbour's next round can arrive while this island is still between rounds).
             self._await_round(run, batch)
-        for source, message in self.transport.poll():
-            self._apply(run, message, batch, source)
 
     def started(self, run: SearchRun) -> None:
         told = max(run.state.told, default=0)
@@ -100,7 +107,8 @@ class MigrationObserver(Observer):
     # -- steps ----------------------------------------------------------------------------------------
 
     def _emigrate(self, run: SearchRun, batch: int) -> None:
-        emigrants = select_emigrants(_population(run), self.config.islands.migrants)
+        emigrants = select_emigrants(_population(run), self.config.islands.migrants,
+                                     Ranking(self.config.optimizer.objectives))
         if not emigrants or not self.targets[self.island]:
             return
         message = {"id": migration_id(self.island, batch), "from": self.island, "generation": batch,
@@ -116,10 +124,16 @@ class MigrationObserver(Observer):
 
     def _await_round(self, run: SearchRun, batch: int) -> None:
         expected = {migration_id(source, batch) for source in self.sources} - run.state.migrations_applied
+        for source, message in self._early.pop(batch, []):
+            self._apply(run, message, batch, source)
+            expected.discard(str(message["id"]))
         deadline = time.monotonic() + self.config.islands.sync_timeout_s
         while expected and time.monotonic() < deadline:
             for source, message in self.transport.wait(deadline - time.monotonic()):
-                self._apply(run, message, batch, source)
+                if int(message["generation"]) > batch:  # a later round: kept for it
+                    self._early.setdefault(int(message["generation"]), []).append((source, message))
+                    continue
+                self._apply(run, message, batch, source)  # this round's, or a late one after a timeout
                 expected.discard(str(message["id"]))
         if expected:
             log.warning("island %d: no migrants from %s within islands.sync_timeout_s; going on without them",
@@ -131,7 +145,7 @@ class MigrationObserver(Observer):
         if mid in run.state.migrations_applied:
             return
         migrants = decode_migrants(message["migrants"])
-        _, replaced = replace_worst(_population(run), migrants)
+        _, replaced = replace_worst(_population(run), migrants, Ranking(self.config.optimizer.objectives))
         # Recorded before applying: replay applies it at this very point of the journal.
         run.record({"event": "immigrated", "batch": batch, "id": mid, "from": int(message["from"]),
                     "generation": int(message["generation"]), "migrants": message["migrants"],
@@ -184,4 +198,5 @@ def finish_parent(parent: Path) -> None:
 
 def write_combined_results(parent: Path, states: list[RunState]) -> None:
     """The parent's results.csv: every island's rows (names repeat across islands; the island column tells)."""
-    write_results_file(Path(parent) / RESULTS, [e for state in states for e in state.evaluated()])
+    space = RunStore.open(parent).config().search_space()
+    write_results_file(Path(parent) / RESULTS, space, [e for state in states for e in state.evaluated()])

@@ -19,8 +19,8 @@ from workflow.config import ObjectiveConfig
 from workflow.objectives.context import start_attempt
 from workflow.objectives.placeholders import check_argv, render_argv
 from workflow.objectives.process import command_environment, install_termination_handler, run_command
-from workflow.objectives.scoring import scored
 from workflow.records import Candidate, Result
+from workflow.scoring import scored
 from workflow.tracking.evaluation import EvaluationTracker
 from workflow.tracking.spec import TrackingSpec
 
@@ -41,7 +41,7 @@ def evaluate(candidate: Candidate, objective: ObjectiveConfig, workdir: Path,
     start = time.monotonic()
     try:
         attempt = start_attempt(workdir)
-        values = {**candidate.hparams.to_dict(), "name": candidate.name, "seed": candidate.seed,
+        values = {**candidate.hparams, "name": candidate.name, "seed": candidate.seed,
                   "workdir": str(workdir.resolve()), "attempt": attempt}
         env = command_environment(os.environ, name=candidate.name, workdir=workdir, seed=candidate.seed,
                                   attempt=attempt)

@@ -64,7 +64,9 @@ def start_attempt(workdir: Path) -> int:
         attempt = int(path.read_text().strip() or 0)
     except (OSError, ValueError):
         attempt = 0
-    atomic_write_text(path, f"{attempt + 1}\n")
+    # Atomic, not fsync'ed: after a machine crash the count may be one short, which costs nothing, while an
+    # fsync per evaluation would be most of an instant objective's cost.
+    atomic_write_text(path, f"{attempt + 1}\n", durable=False)
     return attempt
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from workflow.config import ObjectiveConfig
 from workflow.objectives.context import make_context
-from workflow.objectives.scoring import as_metrics, scored
 from workflow.records import Candidate, Result
+from workflow.scoring import as_metrics, scored
 from workflow.tracking.evaluation import EvaluationTracker
 from workflow.tracking.spec import TrackingSpec
 
@@ -74,7 +74,7 @@ def evaluate(candidate: Candidate, objective: ObjectiveConfig, workdir: Path,
     start = time.monotonic()
     try:
         context = make_context(candidate, workdir, reporter=lambda step, m: tracker.log_epoch(m, step))
-        returned = function(candidate.hparams.to_dict(), context)
+        returned = function(dict(candidate.hparams), context)
         result = scored(candidate.name, as_metrics(returned, objective), objective, time.monotonic() - start)
     except BaseException as exc:
         tracker.fail(f"{type(exc).__name__}: {exc}")

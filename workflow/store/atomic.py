@@ -13,27 +13,30 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], object], mode: int = 0o600) -> None:
-    """Create or replace ``path`` with what ``write`` writes to the binary handle it is given."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], object], mode: int = 0o600, durable: bool = True) -> None:
+    """Create or replace ``path`` with what ``write`` writes to the binary handle it is given (``durable``:
+    also fsync'ed, file and directory, so that the new content survives a machine crash too)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
+def atomic_write_text(path: Path, text: str, mode: int = 0o600, durable: bool = True) -> None:
     """:func:`atomic_write` of a text (UTF-8)."""
-    atomic_write(path, lambda handle: handle.write(text.encode()), mode)
+    atomic_write(path, lambda handle: handle.write(text.encode()), mode, durable)
 
 
 def fsync_dir(directory: Path) -> None:

@@ -1,7 +1,16 @@
-"""The run directory's journal: append-only, one fsync'ed JSON event per line, the only source of truth.
+"""The run directory's journal: append-only, one JSON event per line, the only source of truth.
 
 Everything else in the run directory is rebuilt from it (see :mod:`workflow.store.state`). A torn last line
 (a crash mid-write) is ignored; a corrupt line elsewhere is an error naming the file and line.
+
+Durability (group commit): every event is written with one ``write`` before :meth:`RunStore.append` returns,
+so a killed driver (SIGKILL, the end of an allocation) loses nothing: the kernel has the bytes. An fsync,
+which only a machine crash needs, costs more than everything else the driver does for an evaluation, so the
+driver's frequent events (asked, submitted, result, told) are fsync'ed together: at the latest
+:data:`GROUP_COMMIT_S` after the first of them, before the driver waits for results, before anything leaves
+the machine (a Slurm submission's intent is durable before sbatch runs) and when the driver stops. After a
+machine crash at most that window of events is gone, and none of them can be missed: asks and tells replay
+from the seed, a lost result is evaluated again (inline, local) or read back from its Slurm task.
 """
 
 from __future__ import annotations
@@ -21,8 +30,15 @@ from workflow.config import Config, from_mapping
 from workflow.errors import RunDirError
 from workflow.store.atomic import atomic_write_text, fsync_dir
 from workflow.store.layout import CONFIG, JOURNAL, RESULTS
-from workflow.store.results import write_results_file
+from workflow.store.results import ResultsFile
 from workflow.store.state import RunState, replay_events
+
+#: Longest time an appended, not yet fsync'ed event waits for the next fsync (see the module docstring).
+GROUP_COMMIT_S = 0.2
+
+#: The journal format new run directories are created with (recorded in their ``created`` event). 1: version
+#: 0.1 (no ``format`` key); 2: BO fits its surrogate once per ask, which lets a resume replay without refitting.
+JOURNAL_FORMAT = 2
 
 
 class RunStore:
@@ -31,6 +47,11 @@ class RunStore:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
         self.journal_path = self.run_dir / JOURNAL
+        self._config: Config | None = None
+        self._tail_checked = False
+        self._results: ResultsFile | None = None
+        #: When the oldest event not yet fsync'ed was written (None: everything is durable).
+        self._unsynced_since: float | None = None
 
     # -- creation -----------------------------------------------------------------------------------
 
@@ -48,7 +69,8 @@ class RunStore:
             os.chmod(tmp, 0o700)
             atomic_write_text(tmp / CONFIG, yaml.safe_dump(config.to_plain(), sort_keys=False))
             store = cls(tmp)
-            store.append({"event": "created", "name": config.name, "pid": os.getpid(), **(meta or {})})
+            store.append({"event": "created", "name": config.name, "pid": os.getpid(), "format": JOURNAL_FORMAT,
+                          **(meta or {})})
             os.rename(tmp, run_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -64,15 +86,23 @@ class RunStore:
         return cls(run_dir)
 
     def meta(self) -> dict[str, Any]:
-        """The ``created`` event (an island's run directory carries its ``island`` index there)."""
-        return next((e for e in self.events() if e["event"] == "created"), {})
+        """The ``created`` event, the journal's first (an island's run directory carries its ``island`` index)."""
+        try:
+            with open(self.journal_path, "rb") as handle:
+                first = json.loads(handle.readline() or b"{}")
+        except (OSError, ValueError):
+            return {}
+        return first if isinstance(first, dict) and first.get("event") == "created" else {}
 
     def config(self) -> Config:
-        data = yaml.safe_load((self.run_dir / CONFIG).read_text())
-        return from_mapping(data)
+        """The run's config (read once per store: only :meth:`write_config` changes it)."""
+        if self._config is None:
+            self._config = from_mapping(yaml.safe_load((self.run_dir / CONFIG).read_text()))
+        return self._config
 
     def write_config(self, config: Config) -> None:
         atomic_write_text(self.run_dir / CONFIG, yaml.safe_dump(config.to_plain(), sort_keys=False))
+        self._config = config
 
     def island_count(self) -> int:
         """How many islands this is the parent directory of; 0 for a single run or one island's directory."""
@@ -87,19 +117,38 @@ class RunStore:
 
     # -- journal ------------------------------------------------------------------------------------
 
-    def append(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Append one event durably (a single ``write`` of one line on an O_APPEND descriptor, then fsync);
-        returns the record as written (with its time ``t``)."""
+    def append(self, event: dict[str, Any], durable: bool = True) -> dict[str, Any]:
+        """Append one event (a single ``write`` of one line on an O_APPEND descriptor); returns the record as
+        written (with its time ``t``). ``durable``: fsync'ed before returning; otherwise by the group commit
+        (within :data:`GROUP_COMMIT_S`, or at the next :meth:`flush`)."""
         record = {"t": round(time.time(), 3), **event}
         line = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode()
         fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            self._heal_torn_tail(fd)
+            if not self._tail_checked:  # only a crash before this store's first append can have torn the tail
+                self._heal_torn_tail(fd)
+                self._tail_checked = True
             os.write(fd, line)
-            os.fsync(fd)
+            now = time.monotonic()
+            if self._unsynced_since is None:
+                self._unsynced_since = now
+            if durable or now - self._unsynced_since >= GROUP_COMMIT_S:
+                os.fsync(fd)
+                self._unsynced_since = None
         finally:
             os.close(fd)
         return record
+
+    def flush(self) -> None:
+        """fsync every event appended so far (nothing to do when they all are)."""
+        if self._unsynced_since is None:
+            return
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._unsynced_since = None
 
     def _heal_torn_tail(self, fd: int) -> None:
         # After a crash mid-write the file may end without a newline: start a fresh line so the next event
@@ -140,8 +189,16 @@ class RunStore:
     # -- derived files ------------------------------------------------------------------------------
 
     def write_results_csv(self, state: RunState | None = None) -> Path:
+        """``results.csv`` written anew from the journal, rows in the order the candidates were asked."""
         state = state or self.replay()
-        return write_results_file(self.run_dir / RESULTS, state.evaluated())
+        self.results().sync(state.evaluated(), rewrite=True)
+        return self.run_dir / RESULTS
+
+    def results(self) -> ResultsFile:
+        """This run's ``results.csv``, kept current by appending (:class:`ResultsFile`)."""
+        if self._results is None:
+            self._results = ResultsFile(self.run_dir / RESULTS, self.config().search_space())
+        return self._results
 
 
 def _is_healed_tear(line: bytes) -> bool:

@@ -68,9 +68,9 @@ def init_run(spec: TrackingSpec, *, run_id: str, name: str, job_type: str, confi
 def evaluation_config(candidate: Candidate, task: BaseModel | None = None,
                       train: BaseModel | None = None) -> dict[str, Any]:
     """The W&B config of an evaluation: its hyperparameters (top level) and where it came from."""
-    config: dict[str, Any] = {**candidate.hparams.to_dict(), "name": candidate.name,
+    config: dict[str, Any] = {**candidate.hparams, "name": candidate.name,
                               "generation": candidate.generation, "index": candidate.index,
-                              "optimizer": candidate.optimizer, "island": candidate.island, "seed": candidate.seed}
+                              "search": candidate.optimizer, "island": candidate.island, "seed": candidate.seed}
     if task is not None:
         config["task"] = task.model_dump(mode="json")
     if train is not None:

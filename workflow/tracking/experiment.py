@@ -22,13 +22,13 @@ if TYPE_CHECKING:
 
 
 class ExperimentObserver(Observer):
-    """After each batch is told: check its W&B summaries against the results, journal the check, and update
-    the experiment-level run. Never raises: W&B trouble is logged and the search goes on."""
+    """After each generation is told: check its W&B summaries against the results, journal the check, and
+    update the experiment-level run (about 20 times a run). Never raises: W&B trouble is logged."""
 
     def __init__(self, spec: TrackingSpec) -> None:
         self.spec = spec
 
-    def told(self, run: SearchRun, batch: int, told: Sequence[Evaluated]) -> None:
+    def generation(self, run: SearchRun, batch: int, told: Sequence[Evaluated]) -> None:
         candidates = [e.candidate for e in told]
         try:
             records = collect(self.spec, candidates)
@@ -39,6 +39,11 @@ class ExperimentObserver(Observer):
             run.record({"event": "wandb_checked", "batch": batch, "runs": len(records), "disagreements": problems})
         except Exception as exc:  # noqa: BLE001 - tracking never stops the search
             warn(f"checking batch {batch}", exc)
+        generations = run.config.optimizer.generations
+        # The experiment run gets the whole table and the report: at most ~20 updates a run, and the last one,
+        # so its cost stays flat per evaluation however long the run.
+        if batch % max(1, generations // 20) and batch != generations:
+            return
         try:
             update_experiment_run(self.spec, run.config, run.store.run_dir, run.state, batch, candidates)
         except Exception as exc:  # noqa: BLE001
@@ -58,8 +63,9 @@ def update_experiment_run(spec: TrackingSpec, config: Config, run_dir: Path, sta
 
     paths = write_report(run_dir)
     evaluated = state.evaluated()
-    rows = [results_row(e.candidate, e.result) for e in evaluated]
-    columns = results_columns(evaluated)
+    space = config.search_space()
+    rows = [results_row(e.candidate, e.result, space) for e in evaluated]
+    columns = results_columns(space, evaluated)
     run = init_run(spec, run_id=spec.experiment_id, name=f"{config.name}-{EXPERIMENT}", job_type=EXPERIMENT,
                     config=config.to_plain(), save_requirements=True)
     try:
@@ -83,7 +89,7 @@ def update_experiment_run(spec: TrackingSpec, config: Config, run_dir: Path, sta
         if best is not None:
             row["best_fitness"] = best.fitness
             run.summary.update({"best_name": best.candidate.name, "best_fitness": best.fitness,
-                                **{f"best_{k}": v for k, v in best.candidate.hparams.to_dict().items()}})
+                                **{f"best_{k}": v for k, v in space.cells(best.candidate.hparams).items()}})
         for path in paths:
             if path.suffix == ".png":
                 row[path.stem] = wandb.Image(str(path))

@@ -1,6 +1,6 @@
 """``summary RUN_DIR``: the W&B summaries of a run directory as the seed's table.
 
-The table is the seed's (name, dropout, hidden_size, n_layers, activation, fitness, best first), built from
+The table is the seed's (name, the genes in order, fitness, best first), built from
 what W&B holds (each evaluation run's config and final summary), not from ``results.csv``: comparing the two
 is how a run directory is checked against W&B. Written to ``RUN_DIR/wandb_summary.csv`` and ``.md``.
 """
@@ -14,17 +14,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from workflow.space import SearchSpace
 from workflow.store import RunStore
 from workflow.store.atomic import atomic_write_text
-from workflow.tables import TABLE_GENES, csv_text, markdown_table
+from workflow.tables import csv_text, markdown_table
 from workflow.tracking.readback import RunRecord, evaluation_records, offline_files
 from workflow.tracking.spec import FITNESS_KEY, STATUS_KEY, WANDB_DIRNAME, TrackingError, TrackingSpec, run_dir_tag
 
-COLUMNS = ("name", *TABLE_GENES, "fitness")
 CSV_NAME, MD_NAME = "wandb_summary.csv", "wandb_summary.md"
 
 
-def summary_rows(records: Mapping[str, RunRecord]) -> tuple[list[dict[str, Any]], list[str]]:
+def columns(space: SearchSpace) -> list[str]:
+    """The table's columns: name, the genes in order, fitness."""
+    return ["name", *space.names, "fitness"]
+
+
+def summary_rows(records: Mapping[str, RunRecord], space: SearchSpace) -> tuple[list[dict[str, Any]], list[str]]:
     """(table rows sorted by fitness, names of runs without a final summary).
 
     A failed evaluation has fitness ``inf`` (last); a run without a final summary (its task was killed, or it
@@ -38,7 +43,8 @@ def summary_rows(records: Mapping[str, RunRecord]) -> tuple[list[dict[str, Any]]
             continue
         config, summary = record.config, record.summary
         ok = summary.get(STATUS_KEY) == "ok" and isinstance(summary.get(FITNESS_KEY), (int, float))
-        rows.append({"name": record.name or name, **{gene: config.get(gene) for gene in TABLE_GENES},
+        genes = {gene: config.get(gene) for gene in space.names}
+        rows.append({"name": record.name or name, **space.cells({k: v for k, v in genes.items() if v is not None}),
                      "fitness": float(summary[FITNESS_KEY]) if ok else math.inf})
     rows.sort(key=lambda r: (r["fitness"], r["name"]))
     return rows, sorted(incomplete)
@@ -64,10 +70,12 @@ def write_summary(run_dir: Path) -> tuple[list[dict[str, Any]], list[str], list[
     records = evaluation_records(_spec(run_dir), store.replay())
     if not records:
         raise TrackingError(f"run directory {run_dir}: no W&B evaluation runs found")
-    rows, incomplete = summary_rows(records)
+    config = store.config()
+    space = config.search_space()
+    rows, incomplete = summary_rows(records, space)
     paths = [run_dir / CSV_NAME, run_dir / MD_NAME]
-    atomic_write_text(paths[0], csv_text(COLUMNS, rows))
-    atomic_write_text(paths[1], markdown_table(COLUMNS, rows, f"W&B summaries of {store.config().name} "
+    atomic_write_text(paths[0], csv_text(columns(space), rows))
+    atomic_write_text(paths[1], markdown_table(columns(space), rows, f"W&B summaries of {config.name} "
                                                               f"({len(rows)} runs)"))
     return rows, incomplete, paths
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workflow.config import TaskConfig, TrainConfig
+from workflow.config import ObjectiveConfig, TaskConfig, TrainConfig
 from workflow.records import Candidate, Result
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ _LAZY = {"TaskData": "data", "load_task": "data", "ACTIVATIONS": "model", "build
 
 
 def evaluate(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdir: Path | None = None,
-             tracking: TrackingSpec | None = None) -> Result:
+             tracking: TrackingSpec | None = None, objective: ObjectiveConfig | None = None) -> Result:
     """Train and validate one candidate with the configured engine (``train.engine``).
 
     Returns a failed result for a non-finite loss; other errors propagate (the backend's worker turns them
@@ -40,19 +40,20 @@ def evaluate(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdir
     if train.engine == "lightning":
         from workflow.trainer.lightning_engine import train_one
 
-        return train_one(candidate, task, train, workdir=workdir, tracking=tracking)
+        return train_one(candidate, task, train, workdir=workdir, tracking=tracking, objective=objective)
     if train.engine == "packed":
-        return evaluate_pack([candidate], task, train, workdir=workdir, tracking=tracking)[0]
+        return evaluate_pack([candidate], task, train, workdir=workdir, tracking=tracking, objective=objective)[0]
     raise ValueError(f"unknown train.engine {train.engine!r}; allowed: lightning, packed")
 
 
 def evaluate_pack(candidates: Sequence[Candidate], task: TaskConfig, train: TrainConfig,
-                  workdir: Path | None = None, tracking: TrackingSpec | None = None) -> list[Result]:
+                  workdir: Path | None = None, tracking: TrackingSpec | None = None,
+                  objective: ObjectiveConfig | None = None) -> list[Result]:
     """Train ``candidates`` together with the packed engine (:mod:`workflow.trainer.packed`), whatever
     ``train.engine`` says; one result per candidate, in order (a non-finite loss fails only its member)."""
     from workflow.trainer.packed import train_pack
 
-    return train_pack(candidates, task, train, workdir=workdir, tracking=tracking)
+    return train_pack(candidates, task, train, workdir=workdir, tracking=tracking, objective=objective)
 
 
 def __getattr__(name: str) -> Any:

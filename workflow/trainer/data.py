@@ -1,4 +1,4 @@
-"""Datasets as in-memory tensors: the seed's sinewave toy task, MNIST and Fashion-MNIST.
+"""Datasets as in-memory tensors: the seed's sinewave toy task, MNIST, Fashion-MNIST, digits and the user's files.
 
 Everything a task needs fits in memory (Fashion-MNIST is 220 MB as float32), so an evaluation never touches
 the disk after :func:`load_task` ran once in its process; the result is cached per process, keyed by the
@@ -26,9 +26,11 @@ from workflow.tasks import (
     DEBIAN_FASHION_MNIST,
     IDX_FILES,
     IMAGE_DATASETS,
+    TASK_NAMES,
     Kind,
     missing_image_files,
     missing_images_message,
+    task_kind,
 )
 
 __all__ = ["DEBIAN_FASHION_MNIST", "IDX_FILES", "TaskData", "download_images", "load_task",
@@ -87,7 +89,27 @@ def _load_uncached(task: TaskConfig) -> TaskData:
         return make_sinewave(task.n_samples, task.n_waves, task.val_fraction, task.data_seed)
     if task.name in IMAGE_DATASETS:
         return _load_images(task)
-    raise ValueError(f"unknown task {task.name!r}; allowed: sinewave, {', '.join(IMAGE_DATASETS)}")
+    if task.name in ("digits", "csv", "npz"):
+        return _load_tabular(task)
+    raise ValueError(f"unknown task {task.name!r}; allowed: {', '.join(TASK_NAMES)}")
+
+
+def _load_tabular(task: TaskConfig) -> TaskData:
+    """scikit-learn's digits, or the user's CSV/NPZ file (read and standardised by :mod:`workflow.datasets`)."""
+    from workflow.datasets import tabular
+
+    kind = task_kind(task.name, task.target, task.kind)
+    if task.name == "digits":
+        table = tabular.load_digits(kind=kind, val_fraction=task.val_fraction, seed=task.data_seed)
+    elif task.name == "csv":
+        table = tabular.load_csv(task.path or "", target=task.target or "", kind=kind, features=task.features,
+                                 val_fraction=task.val_fraction, seed=task.data_seed)
+    else:
+        table = tabular.load_npz(task.path or "", kind=kind, x_key=task.x_key, y_key=task.y_key,
+                                 val_fraction=task.val_fraction, seed=task.data_seed)
+    return TaskData(train_x=torch.from_numpy(table.train_x), train_y=torch.from_numpy(table.train_y),
+                    val_x=torch.from_numpy(table.val_x), val_y=torch.from_numpy(table.val_y),
+                    n_inputs=table.n_features, n_outputs=table.n_outputs, kind=table.kind)
 
 
 # ----------------------------------------------------------------------------------------------- sinewave
@@ -139,7 +161,7 @@ def _load_images(task: TaskConfig) -> TaskData:
     val = dataset_class(root, train=False, download=False)
     train_x, train_labels = _flatten(train.data, train.targets, task.train_subset)
     val_x, val_labels = _flatten(val.data, val.targets, task.val_subset)
-    if task.target == "classification":
+    if task_kind(task.name, task.target) == "classification":
         return TaskData(train_x=train_x, train_y=train_labels, val_x=val_x, val_y=val_labels,
                         n_inputs=int(train_x.shape[1]), n_outputs=10, kind="classification")
     # The seed's "MSE on the label": one output regressing the digit/class index itself.

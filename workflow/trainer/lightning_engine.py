@@ -27,13 +27,14 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812 - the usual torch alias
 from torch.utils.data import DataLoader, TensorDataset
 
-from workflow.config import TaskConfig, TrainConfig
+from workflow.config import ObjectiveConfig, TaskConfig, TrainConfig
 from workflow.records import Candidate, Result
 from workflow.tracking.evaluation import EvaluationTracker
 from workflow.tracking.spec import TrackingSpec
-from workflow.trainer.common import EVAL_BATCH_SIZE, fitness_metric, make_adam, metrics_result
+from workflow.trainer.common import EVAL_BATCH_SIZE, Settings, fitness_metric, make_optimizer, metrics_result
+from workflow.trainer.cost import mlp_cost
 from workflow.trainer.data import TaskData, load_task
-from workflow.trainer.model import build_mlp
+from workflow.trainer.model import Architecture, build_mlp
 from workflow.trainer.torch_env import cpu_cuda_probe
 
 log = logging.getLogger(__name__)
@@ -89,19 +90,19 @@ class IndexBatches:
 
 
 class MLPModule(pl.LightningModule):
-    """An MLP trained with Adam on a :class:`TaskData`; logs train_loss, val_loss and val_mse or val_acc.
+    """An MLP trained on a :class:`TaskData` as ``settings`` say; logs train_loss, val_loss and val_mse or val_acc.
 
     All metrics are epoch means: ``train_loss`` over the epoch's batches (while dropout is active),
     ``val_*`` over the whole validation set, computed on every rank (so no validation sharding is needed).
     """
 
-    def __init__(self, net: nn.Module, data: TaskData, *, batch_size: int, learning_rate: float,
-                 seed: int, num_threads: int = 1) -> None:
+    def __init__(self, net: nn.Module, data: TaskData, *, settings: Settings, seed: int,
+                 num_threads: int = 1) -> None:
         super().__init__()
         self.net = net
         self.data = data
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
+        self.settings = settings
+        self.batch_size = settings.batch_size
         self.seed = seed
         self.num_threads = num_threads
         self.kind = data.kind
@@ -150,7 +151,7 @@ class MLPModule(pl.LightningModule):
 
     # --- training
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return make_adam(self.parameters(), self.learning_rate)
+        return make_optimizer(self.parameters(), self.settings)
 
     def on_train_epoch_start(self) -> None:
         self._train_sum = torch.zeros((), device=self.device)
@@ -229,7 +230,7 @@ class _ReleaseProcessGroup(Callback):
 
 
 def train_one(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdir: Path | None = None,
-              tracking: TrackingSpec | None = None) -> Result:
+              tracking: TrackingSpec | None = None, objective: ObjectiveConfig | None = None) -> Result:
     """Train ``candidate``'s MLP on ``task`` and return its fitness: the validation loss after the last epoch.
 
     The fitness is ``val_mse`` for regression tasks and ``val_loss`` (cross-entropy) for classification,
@@ -249,7 +250,7 @@ def train_one(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdi
     """
     tracker = EvaluationTracker.start(tracking, candidate, task, train)
     try:
-        result = _train(candidate, task, train, workdir, tracker)
+        result = _train(candidate, task, train, workdir, tracker, objective)
     except BaseException as exc:
         tracker.fail(f"{type(exc).__name__}: {exc}")
         raise
@@ -275,17 +276,19 @@ def _usable_checkpoint(path: Path) -> bool:
 
 
 def _train(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdir: Path | None,
-           tracker: EvaluationTracker) -> Result:
+           tracker: EvaluationTracker, objective: ObjectiveConfig | None) -> Result:
     start = time.monotonic()
     data = load_task(task)
     seed = candidate.seed % 2**32  # Lightning replaces out-of-range seeds with a random one
     pl.seed_everything(seed, workers=True, verbose=False)
     torch.set_num_threads(train.num_threads)
-    net = build_mlp(candidate.hparams, data.n_inputs, data.n_outputs)
-    module = MLPModule(net, data, batch_size=train.batch_size, learning_rate=train.learning_rate, seed=seed,
+    settings = Settings.of(candidate.hparams, train)
+    arch = Architecture.of(candidate.hparams)
+    net = build_mlp(arch, data.n_inputs, data.n_outputs)
+    module = MLPModule(net, data, settings=settings, seed=seed,
                        num_threads=train.num_threads)
     metric = fitness_metric(data.kind)
-    steps_per_epoch = len(IndexBatches(data.n_train, train.batch_size, shuffle=False))
+    steps_per_epoch = len(IndexBatches(data.n_train, settings.batch_size, shuffle=False))
 
     callbacks: list[Callback] = [_TrackingCallback(tracker)] if tracker.active else []
     strategy = _strategy(train)
@@ -321,15 +324,18 @@ def _train(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdir: 
             default_root_dir=str(workdir) if workdir is not None else None,
         )
         with cpu_cuda_probe(isinstance(trainer.accelerator, CPUAccelerator)):
+            fit_start = time.monotonic()
             trainer.fit(module, ckpt_path=ckpt_path)
+            train_seconds = time.monotonic() - fit_start
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
             if metric not in metrics:
                 # Resumed from the checkpoint of a finished run: fit had nothing left to do.
                 trainer.validate(module, verbose=False)
                 metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
                 metrics.setdefault("epochs", float(trainer.current_epoch))
-
-    return metrics_result(candidate.name, data.kind, metrics, time.monotonic() - start)
+    device = next(net.parameters()).device  # where it trained (ddp_spawn: the parent's copy, on the cpu)
+    metrics.update(mlp_cost(arch, data.n_inputs, data.n_outputs, device, train_seconds, net=net))
+    return metrics_result(candidate.name, data.kind, metrics, time.monotonic() - start, objective)
 
 
 def _strategy(train: TrainConfig) -> str:

@@ -1,14 +1,19 @@
-"""The phenotype: a genotype (:class:`~workflow.records.Hparams`) built into a torch MLP."""
+"""The phenotype: a genotype's architecture built into a torch MLP.
+
+The built-in MLP reads these genes (:data:`workflow.tasks.MLP_GENES`): ``n_layers`` + ``hidden_size`` (the
+seed's uniform width) or ``layers`` (a width per layer), ``activation``, ``dropout`` (default 0). The genes
+that override ``train`` settings are read by :class:`workflow.trainer.common.Settings`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
-from workflow.records import Hparams
-
-#: One constructor per name in :data:`workflow.space.KNOWN_ACTIVATIONS` (a test keeps the two in step).
+#: One constructor per name in :data:`workflow.tasks.KNOWN_ACTIVATIONS` (a test keeps the two in step).
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": nn.LeakyReLU,
@@ -24,24 +29,45 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "identity": nn.Identity,
 }
 
+@dataclass(frozen=True)
+class Architecture:
+    """What the MLP looks like: hidden widths (one per layer), the activation, the dropout probability."""
 
-def build_mlp(hp: Hparams, n_inputs: int, n_outputs: int) -> nn.Sequential:
-    """``hp.n_layers`` blocks of Linear -> activation -> Dropout(``hp.dropout``), then a Linear output.
+    widths: tuple[int, ...]
+    activation: str
+    dropout: float = 0.0
+
+    @property
+    def depth(self) -> int:
+        return len(self.widths)
+
+    @classmethod
+    def of(cls, hparams: Mapping[str, Any]) -> Architecture:
+        """The architecture the genes describe (``layers``, or ``n_layers`` x ``hidden_size``)."""
+        if "layers" in hparams:
+            widths = tuple(int(w) for w in hparams["layers"])
+        else:
+            widths = (int(hparams["hidden_size"]),) * int(hparams["n_layers"])
+        return cls(widths=widths, activation=str(hparams["activation"]), dropout=float(hparams.get("dropout", 0.0)))
+
+
+def build_mlp(arch: Architecture, n_inputs: int, n_outputs: int) -> nn.Sequential:
+    """Per hidden width: Linear -> activation -> Dropout(``arch.dropout``), then a Linear output.
 
     Every block keeps its Dropout module even at ``dropout == 0`` so all genotypes share one layout
     (``net[3 * i]`` is the i-th hidden Linear, ``net[-1]`` the output layer).
     """
-    if hp.activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {hp.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
-    if hp.n_layers < 0 or hp.hidden_size < 1 or n_inputs < 1 or n_outputs < 1:
-        raise ValueError(f"cannot build an MLP with n_layers={hp.n_layers}, hidden_size={hp.hidden_size}, "
-                         f"n_inputs={n_inputs}, n_outputs={n_outputs}: sizes must be >= 1 (n_layers >= 0)")
-    if not 0.0 <= hp.dropout < 1.0:
-        raise ValueError(f"dropout={hp.dropout} must lie in [0, 1)")
+    if arch.activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {arch.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
+    if any(w < 1 for w in arch.widths) or n_inputs < 1 or n_outputs < 1:
+        raise ValueError(f"cannot build an MLP with widths {list(arch.widths)}, n_inputs={n_inputs}, "
+                         f"n_outputs={n_outputs}: sizes must be >= 1")
+    if not 0.0 <= arch.dropout < 1.0:
+        raise ValueError(f"dropout={arch.dropout} must lie in [0, 1)")
     layers: list[nn.Module] = []
     width = n_inputs
-    for _ in range(hp.n_layers):
-        layers += [nn.Linear(width, hp.hidden_size), ACTIVATIONS[hp.activation](), nn.Dropout(hp.dropout)]
-        width = hp.hidden_size
+    for hidden in arch.widths:
+        layers += [nn.Linear(width, hidden), ACTIVATIONS[arch.activation](), nn.Dropout(arch.dropout)]
+        width = hidden
     layers.append(nn.Linear(width, n_outputs))
     return nn.Sequential(*layers)

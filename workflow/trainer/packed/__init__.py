@@ -33,11 +33,12 @@ from pathlib import Path
 
 import torch
 
-from workflow.config import TaskConfig, TrainConfig
+from workflow.config import ObjectiveConfig, TaskConfig, TrainConfig
 from workflow.packing import device_pack_size
 from workflow.records import Candidate, Result
 from workflow.tracking.evaluation import EvaluationTracker
 from workflow.tracking.spec import TrackingSpec
+from workflow.trainer.common import Settings
 from workflow.trainer.data import TaskData, load_task
 from workflow.trainer.packed.loop import Pack, train_step, validate
 from workflow.trainer.packed.model import PackedMLP
@@ -64,7 +65,8 @@ def resolve_device(train: TrainConfig, device: str | None = None) -> torch.devic
 
 
 def train_pack(candidates: Sequence[Candidate], task: TaskConfig, train: TrainConfig, workdir: Path | None = None,
-               device: str | None = None, tracking: TrackingSpec | None = None) -> list[Result]:
+               device: str | None = None, tracking: TrackingSpec | None = None,
+               objective: ObjectiveConfig | None = None) -> list[Result]:
     """Train ``candidates`` together, in packs, and return one :class:`Result` per candidate, in order.
 
     Each member's fitness and metrics are defined as in :func:`~workflow.trainer.lightning_engine.train_one`
@@ -83,25 +85,37 @@ def train_pack(candidates: Sequence[Candidate], task: TaskConfig, train: TrainCo
     if not candidates:
         return []
     dev = resolve_device(train, device)
-    size = device_pack_size(train, len(candidates), gpu=dev.type == "cuda")
     data = load_task(task)
     torch.set_num_threads(train.num_threads)
-    chunks = [candidates[i:i + size] for i in range(0, len(candidates), size)]
-    results: list[Result] = []
+    chunks = [chunk for group in _by_settings(candidates, train)
+              for size in [device_pack_size(train, len(group), gpu=dev.type == "cuda")]
+              for chunk in (group[i:i + size] for i in range(0, len(group), size))]
+    results: dict[str, Result] = {}
     for i, chunk in enumerate(chunks):
         checkpoint = None
         if workdir is not None:
             checkpoint = Path(workdir) / (CHECKPOINT_NAME if len(chunks) == 1 else f"packed-{i}.ckpt")
-        results.extend(_train_chunk(chunk, task, data, train, dev, checkpoint, tracking))
-    return results
+        results.update((r.name, r) for r in _train_chunk(chunk, task, data, train, dev, checkpoint, tracking,
+                                                         objective))
+    return [results[c.name] for c in candidates]
+
+
+def _by_settings(candidates: Sequence[Candidate], train: TrainConfig) -> list[list[Candidate]]:
+    """Candidates grouped by how they train (optimizer, batch size, learning rate, weight decay), in order of
+    first appearance: one pack trains with one optimizer and one batch order."""
+    groups: dict[Settings, list[Candidate]] = {}
+    for candidate in candidates:
+        groups.setdefault(Settings.of(candidate.hparams, train), []).append(candidate)
+    return list(groups.values())
 
 
 def _train_chunk(candidates: Sequence[Candidate], task: TaskConfig, data: TaskData, train: TrainConfig,
-                 device: torch.device, checkpoint: Path | None, tracking: TrackingSpec | None) -> list[Result]:
+                 device: torch.device, checkpoint: Path | None, tracking: TrackingSpec | None,
+                 objective: ObjectiveConfig | None) -> list[Result]:
     pack: Pack | None = None
     try:
         with cpu_cuda_probe(device.type == "cpu"):
-            pack = Pack(candidates, data, train, device)
+            pack = Pack(candidates, data, train, device, objective)
             if checkpoint is not None and checkpoint.is_file():
                 pack.load(checkpoint)
             pack.run(checkpoint)

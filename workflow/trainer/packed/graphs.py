@@ -8,7 +8,7 @@ from typing import Protocol
 
 import torch
 
-from workflow.config import TrainConfig
+from workflow.trainer.common import Settings
 from workflow.trainer.packed.model import PackedMLP
 
 #: Eager steps on a side stream before a CUDA graph is captured (real training steps, not thrown away).
@@ -23,7 +23,7 @@ class StepState(Protocol):
     @property
     def optimizer(self) -> torch.optim.Optimizer: ...
     @property
-    def train(self) -> TrainConfig: ...
+    def settings(self) -> Settings: ...
     @property
     def device(self) -> torch.device: ...
     @property
@@ -52,7 +52,7 @@ class GraphStep:
     def __init__(self, pack: StepState, capture: bool = True) -> None:
         self.pack = pack
         self.capture = capture
-        batch = pack.train.batch_size
+        batch = pack.settings.batch_size
         device = pack.device
         self.batch = batch
         self.idx = torch.zeros(batch, dtype=torch.long, device=device)

@@ -6,17 +6,19 @@ import math
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from workflow.config import TrainConfig
+from workflow.config import ObjectiveConfig, TrainConfig
 from workflow.records import Candidate, Result
 from workflow.store.atomic import atomic_write
-from workflow.trainer.common import EVAL_BATCH_SIZE, metrics_result
+from workflow.trainer.common import EVAL_BATCH_SIZE, Settings, metrics_result
+from workflow.trainer.cost import mlp_cost
 from workflow.trainer.data import TaskData
+from workflow.trainer.model import Architecture
 from workflow.trainer.packed.graphs import GraphStep
 from workflow.trainer.packed.model import PackedMLP
 from workflow.trainer.packed.optim import adam_step, make_optimizer, select_members
@@ -67,8 +69,13 @@ class Pack:
     """One pack in training: model, optimizer, random streams, per-member results; checkpointable."""
 
     def __init__(self, candidates: Sequence[Candidate], data: TaskData, train: TrainConfig,
-                 device: torch.device) -> None:
+                 device: torch.device, objective: ObjectiveConfig | None = None) -> None:
         self.candidates = list(candidates)
+        self.objective = objective
+        self.settings = Settings.of(candidates[0].hparams, train)
+        if any(Settings.of(c.hparams, train) != self.settings for c in candidates):
+            raise ValueError("a pack's members must train with the same settings (optimizer, batch size, learning "
+                             "rate, weight decay); packs are grouped by them")
         self.data, self.train, self.device = data, train, device
         self.kind = data.kind
         self.seed = candidates[0].seed % 2**32
@@ -96,7 +103,7 @@ class Pack:
         #: (tests only) the same step run eagerly, which any device can check against the eager loop.
         self.static_steps = self.capturable
         self.model = PackedMLP.initial(candidates, data.n_inputs, data.n_outputs).to(device)
-        self.optimizer = make_optimizer(self.model, train.learning_rate, capturable=self.capturable)
+        self.optimizer = make_optimizer(self.model, self.settings, capturable=self.capturable)
         self.train_x, self.train_y = data.train_x.to(device), data.train_y.to(device)
         self.val_x, self.val_y = data.val_x.to(device), data.val_y.to(device)
         self.graph: GraphStep | None = None
@@ -106,7 +113,7 @@ class Pack:
         while self.active and self.epoch < self.train.epochs:
             # One permutation per epoch, moved to the device once (no host copy per step).
             perm = torch.randperm(self.data.n_train, generator=self.shuffle).to(self.device)
-            order = list(perm.split(self.train.batch_size))
+            order = list(perm.split(self.settings.batch_size))
             train_sum = self._train_epoch(order)
             val_loss, val_acc = validate(self.model, self.val_x, self.val_y, self.kind)
             self.epoch += 1
@@ -159,7 +166,8 @@ class Pack:
     def _compact(self, keep: list[int]) -> None:
         """Drop finished members (and padding no longer needed) from the pack; exact for the others."""
         local = [self.active.index(k) for k in keep]
-        self.model, self.optimizer = select_members(self.model, self.optimizer, local, capturable=self.capturable)
+        self.model, self.optimizer = select_members(self.model, self.optimizer, local, self.settings,
+                                                    capturable=self.capturable)
         self.graph = None
 
     # --- results
@@ -168,7 +176,11 @@ class Pack:
 
     def results(self) -> list[Result]:
         seconds = self.elapsed() / len(self.candidates)
-        return [metrics_result(candidate.name, self.kind, self.finished[k], seconds)
+        data = self.data
+        return [metrics_result(candidate.name, self.kind,
+                               {**self.finished[k], **mlp_cost(Architecture.of(candidate.hparams), data.n_inputs,
+                                                               data.n_outputs, self.device, seconds)},
+                               seconds, self.objective)
                 for k, candidate in enumerate(self.candidates)]
 
     # --- checkpoints
@@ -176,8 +188,8 @@ class Pack:
         train = self.train
         return {"candidates": [c.to_dict() for c in self.candidates], "n_train": self.data.n_train,
                 "n_val": self.data.n_val, "n_inputs": self.data.n_inputs, "n_outputs": self.data.n_outputs,
-                "kind": self.kind, "epochs": train.epochs, "batch_size": train.batch_size,
-                "learning_rate": train.learning_rate, "patience": train.early_stopping_patience}
+                "kind": self.kind, "epochs": train.epochs, "settings": asdict(self.settings),
+                "patience": train.early_stopping_patience}
 
     def save(self, path: Path) -> None:
         state = {
@@ -213,9 +225,10 @@ class Pack:
         self.active = [int(k) for k in state["active"]]
         if self.active:
             if self.active != list(range(len(self.candidates))):
-                self.model = PackedMLP([self.candidates[k].hparams for k in self.active], self.data.n_inputs,
+                self.model = PackedMLP([Architecture.of(self.candidates[k].hparams) for k in self.active],
+                                       self.data.n_inputs,
                                        self.data.n_outputs).to(self.device)
-                self.optimizer = make_optimizer(self.model, self.train.learning_rate,
+                self.optimizer = make_optimizer(self.model, self.settings,
                                                 capturable=self.capturable)
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 - the usual torch alias
 
-from workflow.records import Candidate, Hparams
-from workflow.trainer.model import ACTIVATIONS, build_mlp
+from workflow.records import Candidate
+from workflow.trainer.model import ACTIVATIONS, Architecture, build_mlp
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
@@ -32,7 +32,7 @@ class _Layer:
 
 
 class PackedMLP(nn.Module):
-    """P MLPs (:func:`~workflow.trainer.model.build_mlp` layouts) as one batched model.
+    """P MLPs (:func:`~workflow.trainer.model.build_mlp` layouts, any widths per layer) as one batched model.
 
     Members are stored in an internal order (deepest first, then by activation name, then as given);
     ``order[i]`` is the caller's index of internal member ``i`` and ``position[k]`` the internal index of
@@ -41,34 +41,31 @@ class PackedMLP(nn.Module):
     ``nn.Sequential``.
 
     Parameters: ``weights[l]`` is ``(count_l, fan_in, H)`` (``fan_in`` is the input size for ``l = 0``,
-    else ``H``), ``biases[l]`` is ``(count_l, 1, H)``, ``out_weight`` ``(P, H, n_outputs)`` and
-    ``out_bias`` ``(P, 1, n_outputs)``; a member's real block is the top-left corner, the rest is zero.
+    else ``H``; ``H`` the widest layer of any member), ``biases[l]`` is ``(count_l, 1, H)``, ``out_weight``
+    ``(P, H, n_outputs)`` and ``out_bias`` ``(P, 1, n_outputs)``; a member's real block is the top-left corner
+    (its own width at that layer, and the previous layer's as fan-in), the rest is zero.
     """
 
     keep: torch.Tensor  # (P, 1, 1): each member's keep probability 1 - dropout
-    mask: torch.Tensor  # (P, 1, H): 1 on a member's real units, 0 on its padding
-    scale: torch.Tensor  # (P, 1, H): mask / keep, the dropout scale of kept units
 
-    def __init__(self, hparams: Sequence[Hparams], n_inputs: int, n_outputs: int) -> None:
+    def __init__(self, archs: Sequence[Architecture], n_inputs: int, n_outputs: int) -> None:
         super().__init__()
-        if not hparams:
+        if not archs:
             raise ValueError("a pack needs at least one member")
-        for hp in hparams:
-            build_mlp(hp, 1, 1)  # the same validation (activation name, sizes, dropout range) as alone
-            if hp.n_layers < 1:
-                raise ValueError(f"the packed engine needs n_layers >= 1, got {hp.n_layers}")
+        for arch in archs:
+            build_mlp(arch, 1, 1)  # the same validation (activation name, sizes, dropout range) as alone
+            if arch.depth < 1:
+                raise ValueError(f"the packed engine needs at least one hidden layer, got {list(arch.widths)}")
         self.n_inputs, self.n_outputs = n_inputs, n_outputs
-        self.order: list[int] = sorted(range(len(hparams)),
-                                       key=lambda k: (-hparams[k].n_layers, hparams[k].activation, k))
-        self.position: list[int] = [0] * len(hparams)
+        self.order: list[int] = sorted(range(len(archs)), key=lambda k: (-archs[k].depth, archs[k].activation, k))
+        self.position: list[int] = [0] * len(archs)
         for i, k in enumerate(self.order):
             self.position[k] = i
-        self.hparams: list[Hparams] = [hparams[k] for k in self.order]
-        self.width = max(hp.hidden_size for hp in self.hparams)
-        self.depth = max(hp.n_layers for hp in self.hparams)
-        size = self.size
-        width = self.width
-        counts = [sum(hp.n_layers > layer for hp in self.hparams) for layer in range(self.depth)]
+        self.archs: list[Architecture] = [archs[k] for k in self.order]
+        self.width = max(w for arch in self.archs for w in arch.widths)
+        self.depth = max(arch.depth for arch in self.archs)
+        size, width = self.size, self.width
+        counts = [sum(arch.depth > layer for arch in self.archs) for layer in range(self.depth)]
         self.weights = nn.ParameterList(
             nn.Parameter(torch.zeros(count, n_inputs if layer == 0 else width, width))
             for layer, count in enumerate(counts))
@@ -76,47 +73,56 @@ class PackedMLP(nn.Module):
         self.out_weight = nn.Parameter(torch.zeros(size, width, n_outputs))
         self.out_bias = nn.Parameter(torch.zeros(size, 1, n_outputs))
 
-        functions = {hp.activation: ACTIVATIONS[hp.activation]().forward for hp in self.hparams}
+        functions = {arch.activation: ACTIVATIONS[arch.activation]().forward for arch in self.archs}
         nonzero_at_zero = {name: bool(fn(torch.zeros(1)).item() != 0) for name, fn in functions.items()}
-        keep = torch.tensor([1.0 - hp.dropout for hp in self.hparams])
-        mask = torch.zeros(size, 1, width)
-        for i, hp in enumerate(self.hparams):
-            mask[i, 0, : hp.hidden_size] = 1.0
-        self.register_buffer("keep", keep.view(size, 1, 1).clone(), persistent=False)
-        self.register_buffer("mask", mask, persistent=False)
-        self.register_buffer("scale", mask / keep.view(size, 1, 1), persistent=False)
+        keep = torch.tensor([1.0 - arch.dropout for arch in self.archs]).view(size, 1, 1)
+        self.register_buffer("keep", keep.clone(), persistent=False)
         layers = []
-        for count in counts:
-            members = self.hparams[:count]
+        for layer, count in enumerate(counts):
+            members = self.archs[:count]
+            # 1 on each member's real units at this layer, 0 on its padding; and mask / keep, dropout's scale.
+            mask = torch.zeros(count, 1, width)
+            for i, arch in enumerate(members):
+                mask[i, 0, : arch.widths[layer]] = 1.0
+            self.register_buffer(f"mask{layer}", mask, persistent=False)
+            self.register_buffer(f"scale{layer}", mask / keep[:count], persistent=False)
             runs: list[tuple[int, Activation]] = []
-            for i, hp in enumerate(members):
-                if i and members[i - 1].activation == hp.activation:
+            for i, arch in enumerate(members):
+                if i and members[i - 1].activation == arch.activation:
                     runs[-1] = (runs[-1][0] + 1, runs[-1][1])
                 else:
-                    runs.append((1, functions[hp.activation]))
+                    runs.append((1, functions[arch.activation]))
             layers.append(_Layer(
                 count=count, runs=tuple(runs),
-                has_dropout=any(hp.dropout > 0 for hp in members),
-                needs_mask=any(nonzero_at_zero[hp.activation] and hp.hidden_size < width for hp in members)))
+                has_dropout=any(arch.dropout > 0 for arch in members),
+                needs_mask=any(nonzero_at_zero[arch.activation] and arch.widths[layer] < width for arch in members)))
         self._layers: tuple[_Layer, ...] = tuple(layers)
+
+    def mask(self, layer: int) -> torch.Tensor:
+        """``(count_l, 1, H)``: 1 on the real units of layer ``layer``'s members, 0 on their padding."""
+        return getattr(self, f"mask{layer}")
+
+    def scale(self, layer: int) -> torch.Tensor:
+        """``mask(layer) / keep``: the dropout scale of kept units."""
+        return getattr(self, f"scale{layer}")
 
     @property
     def size(self) -> int:
-        return len(self.hparams)
+        return len(self.archs)
 
     # --- building and unpacking
     @classmethod
-    def from_modules(cls, nets: Sequence[nn.Sequential], hparams: Sequence[Hparams], n_inputs: int,
+    def from_modules(cls, nets: Sequence[nn.Sequential], archs: Sequence[Architecture], n_inputs: int,
                      n_outputs: int) -> PackedMLP:
         """A pack whose members start from the weights of ``nets`` (``build_mlp`` layouts, caller order)."""
-        if len(nets) != len(hparams):
-            raise ValueError(f"{len(nets)} modules for {len(hparams)} genotypes")
-        packed = cls(hparams, n_inputs, n_outputs)
+        if len(nets) != len(archs):
+            raise ValueError(f"{len(nets)} modules for {len(archs)} architectures")
+        packed = cls(archs, n_inputs, n_outputs)
         with torch.no_grad():
             for k, net in enumerate(nets):
                 for tensor, source in zip(packed._member_views(packed.position[k]), _sequential_tensors(net)):
                     if tensor.shape != source.shape:
-                        raise ValueError(f"module {k} does not match its genotype {hparams[k]}: "
+                        raise ValueError(f"module {k} does not match its architecture {archs[k]}: "
                                          f"{tuple(source.shape)} where {tuple(tensor.shape)} was expected")
                     tensor.copy_(source)
         return packed
@@ -129,16 +135,17 @@ class PackedMLP(nn.Module):
         this (for each member in turn), restoring the global generator's state afterwards.
         """
         nets = []
+        archs = [Architecture.of(c.hparams) for c in candidates]
         with torch.random.fork_rng(devices=[]):
-            for candidate in candidates:
+            for candidate, arch in zip(candidates, archs):
                 torch.manual_seed(candidate.seed % 2**32)
-                nets.append(build_mlp(candidate.hparams, n_inputs, n_outputs))
-        return cls.from_modules(nets, [c.hparams for c in candidates], n_inputs, n_outputs)
+                nets.append(build_mlp(arch, n_inputs, n_outputs))
+        return cls.from_modules(nets, archs, n_inputs, n_outputs)
 
     def member(self, k: int) -> nn.Sequential:
         """A copy of the caller's member ``k`` as a standalone ``build_mlp`` module (on the CPU)."""
         i = self.position[k]
-        net = build_mlp(self.hparams[i], self.n_inputs, self.n_outputs)
+        net = build_mlp(self.archs[i], self.n_inputs, self.n_outputs)
         with torch.no_grad():
             for target, view in zip(_sequential_tensors(net), self._member_views(i)):
                 target.copy_(view.detach().cpu())
@@ -146,13 +153,12 @@ class PackedMLP(nn.Module):
 
     def _member_views(self, i: int) -> Iterator[torch.Tensor]:
         """Views of internal member ``i``'s real blocks, in ``_sequential_tensors`` order (W as in x @ W)."""
-        hp = self.hparams[i]
-        h = hp.hidden_size
-        for layer in range(hp.n_layers):
-            fan_in = self.n_inputs if layer == 0 else h
+        fan_in = self.n_inputs
+        for layer, h in enumerate(self.archs[i].widths):
             yield self.weights[layer][i, :fan_in, :h]
             yield self.biases[layer][i, 0, :h]
-        yield self.out_weight[i, :h, :]
+            fan_in = h
+        yield self.out_weight[i, :fan_in, :]
         yield self.out_bias[i, 0, :]
 
     # --- computing
@@ -181,9 +187,9 @@ class PackedMLP(nn.Module):
                 # about half the price of torch.bernoulli with per-member probabilities on the CPU. In place
                 # on the float draw: no bool tensor and no dtype conversion.
                 mask = torch.rand(h.shape, generator=generator, device=h.device)
-                h = h * mask.lt_(self.keep[: plan.count]).mul_(self.scale[: plan.count])
+                h = h * mask.lt_(self.keep[: plan.count]).mul_(self.scale(layer))
             elif plan.needs_mask:
-                h = h * self.mask[: plan.count]
+                h = h * self.mask(layer)
         if pieces:
             pieces.append(h)
             h = torch.cat(pieces[::-1])
@@ -214,7 +220,7 @@ class PackedMLP(nn.Module):
         remaining members' maxima, so the smaller pack may lack some of this pack's parameters).
         """
         keep = sorted(keep)
-        small = PackedMLP([self.hparams[self.position[k]] for k in keep], self.n_inputs, self.n_outputs)
+        small = PackedMLP([self.archs[self.position[k]] for k in keep], self.n_inputs, self.n_outputs)
         # This pack's internal rows of the kept members, in the small pack's internal order.
         rows = torch.tensor([self.position[keep[k]] for k in small.order], device=self.out_bias.device)
         shapes = {name: tuple(p.shape) for name, p in small.named_parameters()}

@@ -13,13 +13,15 @@ from typing import cast
 import torch
 from torch import nn
 
-from workflow.trainer.common import make_adam
+from workflow.trainer.common import Settings
+from workflow.trainer.common import make_optimizer as common_make_optimizer
 from workflow.trainer.packed.model import PackedMLP
 
 
-def make_optimizer(model: nn.Module, learning_rate: float, *, capturable: bool = False) -> torch.optim.Adam:
-    """Adam as the Lightning engine configures it (:func:`~workflow.trainer.common.make_adam`), over the pack."""
-    return make_adam(model.parameters(), learning_rate, capturable=capturable)
+def make_optimizer(model: nn.Module, settings: Settings, *, capturable: bool = False) -> torch.optim.Optimizer:
+    """The optimizer as the Lightning engine configures it (:func:`~workflow.trainer.common.make_optimizer`),
+    over the whole pack (every member of a pack trains with the same settings)."""
+    return common_make_optimizer(model.parameters(), settings, capturable=capturable)
 
 
 #: Per optimizer: its parameters and state tensors in step order, for :func:`adam_step`.
@@ -64,20 +66,23 @@ def adam_step(optimizer: torch.optim.Optimizer) -> None:
                                    [s["step"] for s in states])
 
 
-def select_members(model: PackedMLP, optimizer: torch.optim.Optimizer, keep: Sequence[int], *,
-                   capturable: bool = False) -> tuple[PackedMLP, torch.optim.Adam]:
-    """The caller's members ``keep`` of ``model`` as a smaller pack, with their weights and Adam state.
+def select_members(model: PackedMLP, optimizer: torch.optim.Optimizer, keep: Sequence[int], settings: Settings,
+                   *, capturable: bool = False) -> tuple[PackedMLP, torch.optim.Optimizer]:
+    """The caller's members ``keep`` of ``model`` as a smaller pack, with their weights and optimizer state.
 
-    Training the smaller pack on goes on exactly as the big one would have for those members (Adam's state
-    is elementwise; the step count is shared), only faster: finished members and padding are gone.
+    Training the smaller pack on goes on exactly as the big one would have for those members (every optimizer
+    here keeps elementwise state: Adam's moments, SGD's momentum, RMSprop's averages; step counts are shared),
+    only faster: finished members and padding are gone.
     """
     small, transfer = model.select(keep)
-    group = optimizer.param_groups[0]
-    new = make_optimizer(small, group["lr"], capturable=capturable)
+    new = make_optimizer(small, settings, capturable=capturable)
     old_params = dict(model.named_parameters())
     for name, param in small.named_parameters():
-        state = optimizer.state.get(old_params[name])
+        old = old_params[name]
+        state = optimizer.state.get(old)
         if state:
-            new.state[param] = {"step": state["step"].clone(), "exp_avg": transfer(state["exp_avg"], name),
-                                "exp_avg_sq": transfer(state["exp_avg_sq"], name)}
+            new.state[param] = {key: transfer(value, name) if isinstance(value, torch.Tensor)
+                                and value.shape == old.shape else (value.clone() if isinstance(value, torch.Tensor)
+                                                                   else value)
+                                for key, value in state.items()}
     return small, new

@@ -2,7 +2,8 @@
 
 ``objective.metric`` names the metric (default: the built-in MLP's validation loss, or the single value a
 user's objective returned) and ``objective.direction`` whether it is minimised or maximised; the fitness is
-the metric, negated when maximised. A missing or non-finite metric is a failed result that says so.
+the metric, negated when maximised. A missing or non-finite metric is a failed result that says so, and so is
+a missing or non-finite ``objective.required`` metric (a multi-objective search's other objectives).
 """
 
 from __future__ import annotations
@@ -52,14 +53,12 @@ def scored(name: str, metrics: Mapping[str, float], objective: ObjectiveConfig, 
     value = float(metrics[metric])
     if not math.isfinite(value):
         return Result.failure(name, f"non-finite {metric}={value}", seconds=seconds)
+    for other in objective.required:
+        if other not in metrics:
+            got = ", ".join(sorted(metrics)) or "nothing"
+            return Result.failure(name, f"no metric {other!r} (an objective) in what the objective returned "
+                                  f"(got: {got})", seconds=seconds)
+        if not math.isfinite(float(metrics[other])):
+            return Result.failure(name, f"non-finite {other}={float(metrics[other])}", seconds=seconds)
     fitness = value if objective.direction == "minimize" else -value
     return Result(name=name, status="ok", fitness=fitness, metrics=dict(metrics), seconds=seconds)
-
-
-def rescored(result: Result, objective: ObjectiveConfig, default: str) -> Result:
-    """``result`` scored on ``objective.metric``/``direction`` instead of ``default`` (minimised)."""
-    if not result.ok or (objective.metric in (None, default) and objective.direction == "minimize"):
-        return result
-    again = scored(result.name, {default: result.fitness, **result.metrics}, objective, result.seconds, default)
-    return Result(name=again.name, status=again.status, fitness=again.fitness, metrics=dict(result.metrics),
-                  seconds=again.seconds, reason=again.reason, job_id=result.job_id)

@@ -1,0 +1,57 @@
+"""The search space: named, typed genes in the chromosome's order (the order of crossover and of tables).
+
+A genotype is a mapping from gene names to values (``Candidate.hparams``). The seed's four genes
+(``n_layers``, ``hidden_size``, ``activation`` through a tree, ``dropout``) are a configuration
+(``configs/sinewave.yaml``), not code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from workflow.space.genes import CategoricalGene, Dimension, FloatGene, Gene, IntGene, LayersGene, Value, bound
+from workflow.space.tree import DEFAULT_ACTIVATION_TREE, CategoryTree
+
+__all__ = ["DEFAULT_ACTIVATION_TREE", "CategoricalGene", "CategoryTree", "Dimension", "FloatGene", "Gene", "IntGene",
+           "LayersGene", "SearchSpace", "Value", "bound"]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The genes, in order."""
+
+    genes: tuple[Gene, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(gene.name for gene in self.genes)
+
+    def gene(self, name: str) -> Gene:
+        for gene in self.genes:
+            if gene.name == name:
+                return gene
+        raise KeyError(name)
+
+    @property
+    def tree_genes(self) -> tuple[CategoricalGene, ...]:
+        """The categorical genes mutated through a tree (their base can adapt)."""
+        return tuple(g for g in self.genes if isinstance(g, CategoricalGene) and g.tree is not None)
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Value]:
+        """A uniform draw of every gene, in order."""
+        return {gene.name: gene.sample(rng) for gene in self.genes}
+
+    def contains(self, hparams: Mapping[str, Any]) -> bool:
+        return set(hparams) == set(self.names) and all(g.contains(hparams[g.name]) for g in self.genes)
+
+    def canonical(self, hparams: Mapping[str, Any]) -> dict[str, Value]:
+        """``hparams`` in gene order with plain Python values."""
+        return {gene.name: gene.canonical(hparams[gene.name]) for gene in self.genes}
+
+    def cells(self, hparams: Mapping[str, Any]) -> dict[str, Any]:
+        """The genes as table cells (a layers gene as ``64-32-16``), in gene order."""
+        return {gene.name: gene.cell(hparams[gene.name]) if gene.name in hparams else "" for gene in self.genes}
