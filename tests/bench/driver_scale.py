@@ -104,7 +104,8 @@ def bo_ask_cost(points: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of every budget (generations)")
-    parser.add_argument("--bo", action="store_true", help="also time BO asks at 100 and 1,000 points")
+    parser.add_argument("--bo", action="store_true", help="also time BO asks (at --bo-points told points)")
+    parser.add_argument("--bo-points", default="100,1000", help="comma-separated told points for --bo")
     args = parser.parse_args()
     os.environ.setdefault("WANDB_MODE", "disabled")
     cases = [(100, 100, "generational"), (100, 100, "steady_state"), (1000, 10, "generational")]
@@ -116,7 +117,7 @@ def main() -> None:
             rows[label] = case(population, generations, mode, Path(tmp))
             print(label, json.dumps({k: round(v, 3) for k, v in rows[label].items()}), flush=True)
     if args.bo:
-        for points in (100, 1000):
+        for points in (int(p) for p in args.bo_points.split(",")):
             print("bo", json.dumps({k: round(v, 3) for k, v in bo_ask_cost(points).items()}), flush=True)
     worst = max(r["ms_per_eval"] for r in rows.values())
     growth = max(r["last_over_first"] for r in rows.values())
