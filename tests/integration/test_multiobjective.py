@@ -97,3 +97,23 @@ def test_sinewave_pareto_on_slurm_resumes_exactly_after_kill_9(tmp_path, optimiz
     assert (crashed / "report" / "pareto.png").exists()
     assert json.loads(cli("status", crashed, "--json").stdout)["pareto"] == \
         json.loads(cli("status", baseline, "--json").stdout)["pareto"]
+
+
+def test_compare_reports_each_optimizers_hypervolume_median_over_seeds(tmp_path):
+    out = tmp_path / "cmp"
+    cli("compare", ROOT / "configs" / "zdt1.yaml", "optimizer.population_size=20", "optimizer.generations=5",
+        "optimizer.reference_point=[1.1, 10.0]", "--optimizers", "ga,random", "--seeds", "2", "--run-dir", out)
+    config = load_config(ROOT / "configs" / "zdt1.yaml")
+    reference = np.array([1.1, 10.0])  # reachable at this small budget
+    with (out / "compare" / "summary.csv").open() as handle:
+        summary = {row["optimizer"]: float(row["hypervolume_median"]) for row in csv.DictReader(handle)}
+    assert set(summary) == {"ga", "random"}
+    # Each optimizer's median is the median of its two runs' hypervolumes at the configured reference point.
+    for name, median in summary.items():
+        volumes = [front_hypervolume(RunStore.open(run_dir).replay().evaluated(), config.optimizer.objectives,
+                                     reference) for run_dir in sorted(out.glob(f"{name}-seed*"))]
+        assert len(volumes) == 2, sorted(p.name for p in out.iterdir())
+        assert median == pytest.approx(float(np.median(volumes)), rel=1e-6), name
+    assert summary["ga"] > summary["random"]  # NSGA-II beats random sampling on ZDT1 at equal budget
+    text = (out / "compare" / "hypervolume.md").read_text()
+    assert "| ga | 2 |" in text and (out / "compare" / "hypervolume.png").read_bytes()[:4] == b"\x89PNG"
