@@ -127,12 +127,16 @@ def main() -> None:
         ask_s: dict[str, list[float]] = {name: [] for name in optimizers}
         for seed in seeds:
             for name in optimizers:
+                start = time.perf_counter()
                 if name.startswith("optuna"):
                     best[name].append(optuna_best(space, name, seed, value))
                 else:
                     found, per_ask = ours(task, name, seed, value)
                     best[name].append(found)
                     ask_s[name].append(per_ask)
+                # One line per run as it ends: a long benchmark cut short still tells what it saw.
+                print(json.dumps({"task": task, "optimizer": name, "seed": seed, "best": best[name][-1],
+                                  "seconds": round(time.perf_counter() - start, 1)}), flush=True)
         reference = best.get("optuna-gp")
         for name in optimizers:
             values = best[name]
