@@ -61,7 +61,7 @@ from workflow.core.base import BatchOptimizer, best_of
 from workflow.core.encoding import Encoding
 from workflow.core.pareto import chebyshev, chebyshev_weights
 from workflow.core.ranking import Ranking
-from workflow.core.surrogate import failure_penalty
+from workflow.core.surrogate import failure_penalty, penalised
 from workflow.records import Candidate, Evaluated
 from workflow.space import SearchSpace
 
@@ -112,11 +112,9 @@ class BayesianOptimization(BatchOptimizer):
             return model
         weights = chebyshev_weights(np.random.default_rng([self._seed, 3, self.asks]), len(self.ranking.objectives))
         values = chebyshev(np.array([v for _, v in self._told_points], dtype=float), weights)
-        finite = [float(v) for v in values if math.isfinite(v)]
-        if not finite:
+        ys = penalised(list(values))
+        if ys is None:
             return model  # nothing ran yet: still the random initial points
-        penalty = failure_penalty(finite)
-        ys = [float(v) if math.isfinite(v) else penalty for v in values]
         model.tell([x for x, _ in self._told_points], ys, fit=False)
         return model
 

@@ -47,6 +47,16 @@ def failure_penalty(finite: Sequence[float]) -> float:
     return worst + margin
 
 
+def penalised(values: Sequence[float]) -> list[float] | None:
+    """``values`` with every non-finite one replaced by :func:`failure_penalty` of the finite ones (None when
+    none is finite: there is nothing to scale a penalty by)."""
+    finite = [float(v) for v in values if math.isfinite(v)]
+    if not finite:
+        return None
+    penalty = failure_penalty(finite)
+    return [float(v) if math.isfinite(v) else penalty for v in values]
+
+
 class SurrogateChooser:
     """Chooses ``k`` of a list of bred children by expected improvement under a model of ``told``."""
 
@@ -83,11 +93,10 @@ class SurrogateChooser:
             values = chebyshev(self.ranking.points(told), weights) if told else np.zeros(0)
         else:
             values = np.array([e.fitness if e.result.ok else math.inf for e in told], dtype=float)
-        finite = [float(v) for v in values if math.isfinite(v)]
-        if len(finite) < MIN_POINTS:
+        if sum(math.isfinite(v) for v in values) < MIN_POINTS:
             return None
-        penalty = failure_penalty(finite)
-        return np.array([v if math.isfinite(v) else penalty for v in values], dtype=float)
+        targets = penalised(list(values))
+        return None if targets is None else np.array(targets, dtype=float)
 
     def _expected_improvement(self, children: Sequence[dict[str, Any]], told: Sequence[Evaluated],
                               targets: np.ndarray, seed: int) -> np.ndarray:
