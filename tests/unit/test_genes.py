@@ -157,9 +157,9 @@ def test_every_optimizer_proposes_valid_candidates_of_every_type(name):
 
 
 def test_bo_gets_a_dimension_per_coordinate_and_ignores_unused_widths():
-    from workflow.core.bo import _dimensions
+    from workflow.core.encoding import skopt_dimensions
 
-    dims, free = _dimensions(TYPED.search_space())
+    dims, free = skopt_dimensions(TYPED.search_space())
     assert [d.kind for d in dims[:5]] == ["int", "int", "int", "int", "int"]  # depth, then max_layers widths
     assert [type(d).__name__ for d in free] == ["Integer"] * 5 + ["Categorical", "Categorical", "Real", "Real",
                                                                   "Integer"]

@@ -33,7 +33,7 @@ also records them with each tell (checked on replay, drawn by the report).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,9 +42,11 @@ from workflow.core.base import BatchOptimizer
 from workflow.core.migration import replace_worst
 from workflow.core.operators import Genotype, mutate, tournament, two_point_crossover
 from workflow.core.ranking import Ranking
-from workflow.core.surrogate import SurrogateChooser
 from workflow.records import Evaluated
 from workflow.space import SearchSpace
+
+if TYPE_CHECKING:
+    from workflow.core.surrogate import SurrogateChooser
 
 
 class GeneticAlgorithm(BatchOptimizer):
@@ -60,8 +62,7 @@ class GeneticAlgorithm(BatchOptimizer):
         #: Per child of the pending batch: its best parent's fitness and the genes that mutated.
         self._lineage: list[tuple[float, list[str]]] = []
         ga = config.ga
-        self._chooser = (SurrogateChooser(ga.surrogate, space, self.ranking, ga.random_share)
-                         if ga.surrogate != "none" else None)
+        self._chooser = _surrogate(ga.surrogate, space, self.ranking, ga.random_share)
 
     def _propose(self, size: int) -> list[Genotype]:
         if self.steady:
@@ -201,3 +202,13 @@ class GeneticAlgorithm(BatchOptimizer):
                 self.bases[gene] = max(cfg.base_min, self.bases[gene] / cfg.base_factor)
             elif rate < cfg.target_success:
                 self.bases[gene] = min(cfg.base_max, self.bases[gene] * cfg.base_factor)
+
+
+def _surrogate(kind: str, space: SearchSpace, ranking: Ranking, random_share: float) -> SurrogateChooser | None:
+    """The chooser for ``optimizer.ga.surrogate``, or None; skopt (and scikit-learn) load only when one is asked
+    for, so a plain GA's driver and its workers start without them."""
+    if kind == "none":
+        return None
+    from workflow.core.surrogate import SurrogateChooser
+
+    return SurrogateChooser(kind, space, ranking, random_share)
