@@ -110,15 +110,18 @@ def test_failures_in_one_array_are_recorded_with_their_state(tmp_path):
     config = load_config(SMOKE, ["backend.name=slurm", "slurm.partition=gpu2", "slurm.time_min=1",
                                  "slurm.signal_delay_s=5", "slurm.mem_gb=1.5", "slurm.poll_s=0.5",
                                  "slurm.lost_grace_s=30", "slurm.max_requeues=0",
-                                 # 20 epochs of 8,000 samples: seconds for a 1x16 MLP, many minutes for 5x2048.
-                                 "train.epochs=20", "task.n_samples=10000"])
+                                 # 5 epochs of 8,000 samples: a second or two for a 1x16 MLP, minutes for
+                                 # 8x2048 (~1.4e12 flop an epoch). The 1x16 must end long before the earliest
+                                 # pre-timeout signal (slurmctld checks limits every ~30 s, so the signal due
+                                 # at 55 s may come after 25 s), even while the two big ones load the cores.
+                                 "train.epochs=5", "task.n_samples=10000"])
     ok = Candidate("ok", genes(1, 16, "relu", 0.0), 1, 1, "ga", seed=1)
     raises = Candidate("raises", genes(1, 16, "not_an_activation", 0.0), 1, 2, "ga", seed=2)
     # 40 layers of 8192 units: ~2.7e9 parameters, far beyond 1.5 GB -> the cgroup kills it.
     memory = Candidate("memory", genes(40, 8192, "relu", 0.0), 1, 3, "ga", seed=3)
     # These run until the 1-minute limit ends them, or scancel does.
-    timeout = Candidate("timeout", genes(5, 2048, "relu", 0.0), 1, 4, "ga", seed=4)
-    cancelled = Candidate("cancelled", genes(5, 2048, "relu", 0.0), 1, 5, "ga", seed=5)
+    timeout = Candidate("timeout", genes(8, 2048, "relu", 0.0), 1, 4, "ga", seed=4)
+    cancelled = Candidate("cancelled", genes(8, 2048, "relu", 0.0), 1, 5, "ga", seed=5)
     backend = SlurmBackend(config, tmp_path)
     sink = RecordingSink()
     canceller = _cancel_once_running(sink, "cancelled")
@@ -306,5 +309,13 @@ def test_steady_state_keeps_the_queue_within_max_submit_jobs(tmp_path, limited_a
     results = [e["result"] for e in journal if e["event"] == "result"]
     assert len(results) == len({r["name"] for r in results}) == 8 and all(r["status"] == "ok" for r in results)
     assert most == 2, most
-    accounts = {row[1] for row in _sacct("-o", "JobName,Account", "-S", "now-1hours") if row[0].startswith("smoke.")}
-    assert "gaslimit" in accounts
+    # Every task of the run was charged to the limited account (slurmdbd may record the last ones a little late).
+    tasks = sorted({job for e in journal if e["event"] == "submitted" for job in (e.get("job_ids") or {}).values()})
+    assert len(tasks) == 8, tasks
+    deadline = time.monotonic() + 30
+    while True:
+        accounts = {row[0]: row[1] for row in _sacct("-j", ",".join(tasks), "-o", "JobID,Account")}
+        if set(tasks) <= set(accounts) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert {accounts.get(task) for task in tasks} == {"gaslimit"}, accounts

@@ -18,18 +18,20 @@ if TYPE_CHECKING:
 __all__ = ["Optimizer", "ProtocolError", "make_optimizer"]
 
 
-def make_optimizer(config: Config, island: int = 0, journal_format: int = 2) -> Optimizer:
+def make_optimizer(config: Config, island: int = 0, journal_format: int = 3) -> Optimizer:
     """The optimizer ``config.optimizer.name`` names, with a generator seeded from the run seed and island.
 
     ``journal_format``: the format of the run directory it serves (:data:`workflow.store.journal.JOURNAL_FORMAT`):
-    BO in a run directory of version 0.1 (format 1) keeps that version's way of drawing, so the run resumes.
+    BO in a run directory of version 0.1 (format 1) keeps that version's way of drawing, so the run resumes; the
+    GA replays the asks of a format-3 journal without breeding them again.
     """
     rng = np.random.default_rng([config.seed, island])
     name = config.optimizer.name
     if name == "ga":
         from workflow.core.ga import GeneticAlgorithm
 
-        return GeneticAlgorithm(config.optimizer, config.search_space(), rng, island=island)
+        return GeneticAlgorithm(config.optimizer, config.search_space(), rng, island=island,
+                                trust_journal=journal_format >= 3)
     if name == "bo":
         from workflow.core.bo import BayesianOptimization
 

@@ -161,6 +161,12 @@ class BatchOptimizer:
         self._pending.extend(asked)
         return asked
 
+    def _take_recorded(self, recorded: Sequence[Candidate]) -> None:
+        """Replay an ask by taking the journal's candidates as they are (the counters move as ask moves them)."""
+        self.births += len(recorded)
+        self.asks += 1
+        self._pending.extend(recorded)
+
     def restore(self, recorded: Sequence[Candidate], verify: bool = True) -> None:
         proposed = self.ask(len(recorded))
         if [c.to_dict() for c in proposed] != [c.to_dict() for c in recorded]:

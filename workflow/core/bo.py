@@ -125,9 +125,7 @@ class BayesianOptimization(BatchOptimizer):
             return
         for _ in recorded:  # the generator's draws an ask makes besides skopt's: one seed per candidate
             self.rng.integers(2**31 - 1)
-        self.births += len(recorded)
-        self.asks += 1
-        self._pending.extend(recorded)
+        self._take_recorded(recorded)
 
     def journal_state(self) -> dict[str, Any]:
         if self.ranking.multi:

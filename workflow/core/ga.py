@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from workflow.config import OptimizerConfig
-from workflow.core.base import BatchOptimizer
+from workflow.core.base import BatchOptimizer, ProtocolError
 from workflow.core.migration import replace_worst
 from workflow.core.operators import Genotype, mutate, tournament, two_point_crossover
 from workflow.core.ranking import Ranking
-from workflow.records import Evaluated
+from workflow.records import Candidate, Evaluated
 from workflow.space import SearchSpace
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class GeneticAlgorithm(BatchOptimizer):
     name = "ga"
 
     def __init__(self, config: OptimizerConfig, space: SearchSpace, rng: np.random.Generator,
-                 island: int = 0) -> None:
+                 island: int = 0, trust_journal: bool = False) -> None:
         super().__init__(config, space, rng, island)
         self.ranking = Ranking(config.objectives)
         self.population: list[Evaluated] = []
@@ -63,6 +63,12 @@ class GeneticAlgorithm(BatchOptimizer):
         self._lineage: list[tuple[float, list[str]]] = []
         ga = config.ga
         self._chooser = _surrogate(ga.surrogate, space, self.ranking, ga.random_share)
+        #: Journal format 3: each tell records the generator's state, so replay may take recorded asks as they
+        #: are instead of breeding them again (the last asks are still bred and checked).
+        self._trust_journal = trust_journal
+        #: An ask was taken from the journal since the last replayed tell: the generator is behind until the
+        #: next tell's recorded state sets it.
+        self._generator_behind = False
 
     def _propose(self, size: int) -> list[Genotype]:
         if self.steady:
@@ -91,8 +97,33 @@ class GeneticAlgorithm(BatchOptimizer):
         self.population = merged[: self.config.population_size]
 
     def journal_state(self) -> dict[str, Any]:
-        """What the journal records with each tell, checked on replay: the adapted bases."""
-        return {"bases": dict(self.bases)} if self.config.ga.adapt_base and self.bases else {}
+        """What the journal records with each tell: the adapted bases and the generator's state (checked on
+        replay, or taken over when the asks before were not bred again)."""
+        state: dict[str, Any] = {"bases": dict(self.bases)} if self.config.ga.adapt_base and self.bases else {}
+        state["rng"] = self.rng.bit_generator.state
+        return state
+
+    def restore(self, recorded: Sequence[Candidate], verify: bool = True) -> None:
+        """Format 3: the recorded candidates taken as they are (no breeding), except when ``verify``."""
+        if verify or not self._trust_journal:
+            super().restore(recorded, verify)
+            return
+        self._take_recorded(recorded)
+        self._lineage = []  # what breeding would have noted for the base adaptation: its outcome is recorded
+        self._generator_behind = True
+
+    def replayed_state(self, state: dict[str, Any] | None) -> None:
+        if self._generator_behind:
+            if not state or "rng" not in state:
+                raise ProtocolError("records no generator state, but an ask before it was taken from the journal")
+            self.rng.bit_generator.state = state["rng"]
+            self.bases.update(state.get("bases", {}))
+            self._generator_behind = False
+            return
+        # Journals of format 2 record no generator state: what was recorded is what is checked.
+        mine = self.journal_state()
+        if state and {key: mine.get(key) for key in state} != state:
+            raise ProtocolError(f"the optimizer's state after replay ({mine}) differs from the recorded {state}")
 
     def immigrate(self, migrants: Sequence[Evaluated]) -> list[Evaluated]:
         """Replace the worst members by ``migrants`` (island model); returns who was replaced."""
@@ -147,8 +178,9 @@ class GeneticAlgorithm(BatchOptimizer):
                 del self.population[worst]
                 self.population.append(child)
             return
-        worst = max(range(len(self.population)), key=lambda i: (self.population[i].fitness, i))
-        if child.fitness < self.population[worst].fitness:
+        fitness = [e.fitness for e in self.population]
+        worst = len(fitness) - 1 - fitness[::-1].index(max(fitness))  # the last of equally bad members
+        if child.fitness < fitness[worst]:
             self.population[worst] = child
 
     def _breed(self, size: int) -> list[Genotype]:

@@ -28,8 +28,12 @@ def apply_immigrants(optimizer: Optimizer, migrants: Sequence[Evaluated]) -> lis
 
 def replay(optimizer: Optimizer, state: RunState) -> None:
     """Replay ``state``'s journal into ``optimizer`` (whatever was asked and not told stays pending)."""
+    # The last ask, and any ask since the tell before it, are proposed again and checked; an optimizer may take
+    # the others from the journal as recorded (the state that tell recorded brings it up to date).
     asked = [i for i, event in enumerate(state.events) if event["event"] == "asked"]
     last_ask = asked[-1] if asked else -1
+    checked_from = 1 + max((i for i, event in enumerate(state.events[:last_ask + 1]) if event["event"] == "told"),
+                           default=-1)
     batches = iter(enumerate(state.batches, start=1))
     optimizer.replaying = True
     try:
@@ -39,7 +43,7 @@ def replay(optimizer: Optimizer, state: RunState) -> None:
                 _tell_implicit(optimizer, state)
                 number, recorded = next(batches)
                 try:
-                    optimizer.restore(recorded, verify=position == last_ask)
+                    optimizer.restore(recorded, verify=position >= checked_from)
                 except ProtocolError as exc:
                     raise RunDirError(f"journal batch {number} {exc}") from None
             elif kind == "told":

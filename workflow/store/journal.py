@@ -37,8 +37,9 @@ from workflow.store.state import RunState, replay_events
 GROUP_COMMIT_S = 0.2
 
 #: The journal format new run directories are created with (recorded in their ``created`` event). 1: version
-#: 0.1 (no ``format`` key); 2: BO fits its surrogate once per ask, which lets a resume replay without refitting.
-JOURNAL_FORMAT = 2
+#: 0.1 (no ``format`` key); 2: BO fits its surrogate once per ask, which lets a resume replay without refitting;
+#: 3: the GA records its generator's state with each tell, which lets a resume take its asks without breeding.
+JOURNAL_FORMAT = 3
 
 
 class RunStore:
