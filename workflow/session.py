@@ -18,6 +18,7 @@ from workflow.driver import Observer, run_search
 from workflow.errors import WorkflowError
 from workflow.logs import log_to_console, log_to_file
 from workflow.progress import LogProgress, RichProgress
+from workflow.stopping import DriverSignal, forget_stop, stop_on
 from workflow.store.layout import DRIVER_LOG
 from workflow.tracking.experiment import with_tracking
 
@@ -27,28 +28,16 @@ log = logging.getLogger("workflow")
 STOPPED_BY_SIGNAL = 3
 
 
-class DriverSignal(BaseException):
-    """Raised in the main thread when the driver is told to stop (Slurm's pre-timeout signal, scancel)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _raise_signal(signum: int, frame: object) -> None:
-    raise DriverSignal(signum)
-
-
 def drive(config: Config, run_dir: Path, *, write_report: bool, requeue_on_signal: bool = False) -> int:
     """Run the search in ``run_dir`` in this process; the exit status of the command."""
     log_to_console()
     log_to_file(run_dir / DRIVER_LOG)
-    for signum in (signal.SIGTERM, signal.SIGUSR1):
-        signal.signal(signum, _raise_signal)
+    stop_on((signal.SIGTERM, signal.SIGUSR1))
     progress: Observer = RichProgress() if sys.stderr.isatty() else LogProgress()
     try:
         summary = run_search(config, run_dir, observers=with_tracking(config, run_dir, [progress]))
     except DriverSignal as stop:
+        forget_stop()
         # Every event is already durable in the journal: nothing to flush beyond what the lock release did.
         log.warning("driver stopped by %s; the run directory is consistent", stop)
         job_id = os.environ.get("SLURM_JOB_ID")

@@ -90,3 +90,26 @@ def sleepy(hparams: Mapping[str, Any], context: Any) -> float:
 
     time.sleep(sleepy_duration(context.seed, float(os.environ.get(SLEEPY_MEDIAN_ENV, "1.0"))))
     return seed_landscape(hparams, context)
+
+
+class _SignalsInItsFinaliser:
+    def __del__(self) -> None:
+        import signal
+
+        signal.raise_signal(signal.SIGUSR1)
+
+
+_calls = 0
+
+
+def signal_in_a_finaliser(hparams: Mapping[str, Any], context: Any) -> float:
+    """With ``GASLURM_TEST_SIGNAL_IN_FINALISER=1``, on its third call the process gets SIGUSR1 while inside a
+    finaliser, where Python ignores (prints and drops) whatever the signal handler raises: what happens when
+    Slurm's signal lands in ``Popen.__del__``."""
+    import os
+
+    global _calls
+    _calls += 1
+    if _calls == 3 and os.environ.get("GASLURM_TEST_SIGNAL_IN_FINALISER") == "1":
+        _SignalsInItsFinaliser()  # dropped at once: its __del__ runs here
+    return seed_landscape(hparams, context)

@@ -33,6 +33,7 @@ from workflow.driver.sink import JournalSink
 from workflow.errors import SearchStopped
 from workflow.faults import crash_point
 from workflow.records import Candidate, Evaluated
+from workflow.stopping import raise_if_stopped
 from workflow.store import RunStore
 from workflow.store.lock import DriverLock
 
@@ -96,6 +97,7 @@ class _Loop:
         if optimizer.pending:
             self.observer.asked(run, [c for c in optimizer.pending if c.name not in state.results])
         while True:
+            raise_if_stopped()
             told = optimizer.tellable(state.results)
             if told:
                 self._tell(told)

@@ -9,6 +9,7 @@ from typing import Any
 from workflow.driver.observers import Observer, SearchRun
 from workflow.faults import crash_point
 from workflow.records import Result
+from workflow.stopping import raise_if_stopped
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class JournalSink:
         return self.run.state.submissions.get(name)
 
     def waiting(self) -> None:
+        raise_if_stopped()
         self.run.store.flush()
 
     def _batch(self, name: str) -> int:
