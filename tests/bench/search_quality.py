@@ -14,7 +14,8 @@ Printed per task and optimizer: median, min and max of the best value over the s
 Optuna's GP sampler, and for the surrogate-assisted GA the driver's seconds per generation spent asking (the
 surrogate's fit and choice; the plain GA's ask is ~1 ms).
 
-Usage: ``python tests/bench/search_quality.py [--tasks synthetic,sinewave] [--seeds 5] [--optimizers ...]``.
+Usage: ``python tests/bench/search_quality.py [--tasks synthetic,sinewave] [--seeds 5] [--first-seed 0]
+[--optimizers ...] [--set optimizer.ga.elitism=2 ...]`` (``--set``: a lever, applied to our optimizers only).
 Optuna is a dev extra (``pip install -e .[dev]``).
 """
 
@@ -44,8 +45,13 @@ OPTIMIZERS = ("ga", "ga+gp", "ga+et", "bo", "random", "optuna-tpe", "optuna-gp")
 SEED_BUDGET = {"population_size": 5, "generations": 20}
 
 
+#: ``--set`` overrides (a lever such as ``optimizer.ga.elitism=2``) applied to our optimizers, not to Optuna's.
+LEVERS: list[str] = []
+
+
 def _config(task: str, optimizer: str, seed: int) -> Config:
-    overrides = [f"seed={seed}", "tracking.mode=disabled", "optimizer.population_size=5", "optimizer.generations=20"]
+    overrides = [*LEVERS, f"seed={seed}", "tracking.mode=disabled",
+                 "optimizer.population_size=5", "optimizer.generations=20"]
     name, _, surrogate = optimizer.partition("+")
     overrides.append(f"optimizer.name={name}")
     if surrogate:
@@ -115,12 +121,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="synthetic", help="comma-separated: synthetic, sinewave, fashion")
     parser.add_argument("--seeds", type=int, default=None, help="default: 30 for synthetic, 5 otherwise")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="start the seeds here: finish a benchmark that was cut short")
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for our optimizers (a lever), e.g. optimizer.ga.elitism=2")
     args = parser.parse_args()
+    LEVERS.extend(args.set)
     os.environ.setdefault("WANDB_MODE", "disabled")
     optimizers = args.optimizers.split(",")
     for task in args.tasks.split(","):
-        seeds = range(args.seeds or (30 if task == "synthetic" else 5))
+        count = args.seeds or (30 if task == "synthetic" else 5)
+        seeds = range(args.first_seed, args.first_seed + count)
         value = evaluation(task)
         space = _config(task, "ga", 0).search_space()
         best: dict[str, list[float]] = {name: [] for name in optimizers}
@@ -140,7 +152,7 @@ def main() -> None:
         reference = best.get("optuna-gp")
         for name in optimizers:
             values = best[name]
-            row: dict[str, Any] = {"task": task, "optimizer": name, "seeds": len(values),
+            row: dict[str, Any] = {"task": task, "optimizer": name, "levers": args.set, "seeds": len(values),
                                    "median": f"{statistics.median(values):.4g}", "min": f"{min(values):.4g}",
                                    "max": f"{max(values):.4g}"}
             if reference and name != "optuna-gp":
