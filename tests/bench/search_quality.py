@@ -151,8 +151,9 @@ def main() -> None:
                     ask_s[name].append(per_ask)
                     last_ask_s[name].append(last_ask)
                 # One line per run as it ends: a long benchmark cut short still tells what it saw.
-                print(json.dumps({"task": task, "optimizer": name, "seed": seed, "best": best[name][-1],
-                                  "seconds": round(time.perf_counter() - start, 1)}), flush=True)
+                print(json.dumps({"task": task, "optimizer": name, "levers": args.set, "seed": seed,
+                                  "best": best[name][-1], "seconds": round(time.perf_counter() - start, 1)}),
+                      flush=True)
         reference = best.get("optuna-gp")
         for name in optimizers:
             values = best[name]
