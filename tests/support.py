@@ -8,31 +8,45 @@ from pathlib import Path
 from typing import Any
 
 from workflow.records import Result
+from workflow.store.events import Abandoned, Recovered, Submission, Submitted, Submitting
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
 
 
 class RecordingSink:
-    """A backend sink that keeps what it is told, asserts a result never comes twice, and can hand back
-    earlier submissions (as the driver's journal does on resume)."""
+    """A backend sink that keeps what it is told (as the journal's typed events), asserts a result never comes
+    twice, and can hand back earlier submissions (as the driver's journal does on resume)."""
 
-    def __init__(self, previous: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, previous: dict[str, Submission] | None = None) -> None:
         self.results: dict[str, Result] = {}
-        #: Every submission as the journal would hold it: ``{"event": ..., "names": [...], **info}``.
-        self.events: list[dict[str, Any]] = []
+        #: Every submission as the journal would hold it.
+        self.events: list[Submission] = []
         self.previous = dict(previous or {})
 
-    def submitted(self, names, info):
-        event = {"event": "submitted", "names": list(names), **info}
+    def _record(self, event: Submission) -> None:
         self.events.append(event)
-        for name in names:
+        for name in event.names:
             self.previous[name] = event
+
+    def submitting(self, names, *, tag, folder, packs, resubmit=None, after=None):
+        self._record(Submitting(names=tuple(names), tag=tag, folder=folder, packs=tuple(map(tuple, packs)),
+                                resubmit=resubmit, after=after))
+
+    def submitted(self, names, **info):
+        self._record(Submitted(names=tuple(names), **{**info, "job_ids": dict(info.get("job_ids") or {})}))
+
+    def recovered(self, names, *, tag, folder, job_ids):
+        self._record(Recovered(names=tuple(names), tag=tag, folder=folder, job_ids=dict(job_ids)))
+
+    def abandoned(self, names, *, tag):
+        self._record(Abandoned(names=tuple(names), tag=tag))
 
     @property
     def job_ids(self) -> dict[str, str]:
         """{evaluation: Slurm job id} of everything submitted so far."""
-        return {name: job for event in self.events for name, job in (event.get("job_ids") or {}).items()}
+        return {name: job for event in self.events if isinstance(event, Submitted)
+                for name, job in event.job_ids.items()}
 
     def result(self, result):
         assert result.name not in self.results, f"a second result for {result.name}"

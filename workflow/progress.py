@@ -71,7 +71,7 @@ class LogProgress(Observer):
         self.counts.start(run.config, run.state)
 
     def asked(self, run: SearchRun, candidates: Sequence[Candidate]) -> None:
-        if self.counts.asked(candidates, run.state) or not getattr(run.optimizer, "steady", False):
+        if self.counts.asked(candidates, run.state) or not run.optimizer.steady:
             log.info("generation %d/%d: %d evaluations running", self.counts.current_batch,
                      self.counts.total_batches, self.counts.in_flight)
 

@@ -123,8 +123,7 @@ def write_report(run_dir: Path) -> list[Path]:
           paths[0], highlight_best_so_far=True)
     _plot(ranked(evaluated)[:5], space, f"{config.name}: five best models", paths[1], highlight_best_so_far=False)
     paths[2].write_text(top_table(evaluated, space))
-    bases = {int(e["batch"]): e["state"]["bases"] for e in state.events
-             if e["event"] == "told" and isinstance(e.get("state"), dict) and e["state"].get("bases")}
+    bases = state.bases_by_generation()
     if bases:
         paths.append(out / "bases.png")
         _plot_bases(bases, f"{config.name}: adaptive exploration (tree bases per generation)", paths[-1])
@@ -189,10 +188,8 @@ def write_islands_report(parent: Path, count: int) -> list[Path]:
         if curves[k]:
             ax.plot(list(curves[k]), list(curves[k].values()), "-o", ms=3, label=f"island {k}")
     for k, store in enumerate(stores):
-        for event in store.events():
-            if event["event"] != "immigrated":
-                continue
-            gen, sender, batch = int(event["generation"]), int(event["from"]), int(event["batch"])
+        for event in store.replay().immigrations:
+            gen, sender, batch = event.sender_generation, event.sender, event.generation
             y0, y1 = curves.get(sender, {}).get(gen), curves.get(k, {}).get(batch)
             if y0 is not None and y1 is not None and math.isfinite(y0) and math.isfinite(y1):
                 ax.annotate("", xy=(batch + 0.15, y1), xytext=(gen, y0),

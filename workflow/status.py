@@ -30,14 +30,12 @@ def _status(store: RunStore, state: RunState) -> dict[str, Any]:
     failed = sum(not e.result.ok for e in evaluated)
     best = state.best()
     pending = state.pending()
-    unfinished_ids = {str(state.submissions[c.name].get("job_ids", {}).get(c.name, ""))
-                      for c in pending if c.name in state.submissions} - {""}
+    unfinished_ids = {state.job_id(c.name) for c in pending} - {""}
     queue = _queue_states(unfinished_ids)
     generations = []
     for number, batch in sorted(state.members.items()):
         results = [state.results.get(c.name) for c in batch]
-        ids = {c.name: str(state.submissions[c.name].get("job_ids", {}).get(c.name, ""))
-               for c in batch if c.name in state.submissions}
+        ids = {c.name: state.job_id(c.name) for c in batch if c.name in state.submissions}
         generations.append({
             "generation": number,
             "done": sum(r is not None and r.ok for r in results),
@@ -105,8 +103,8 @@ def islands_status(parent: Path, count: int) -> dict[str, Any]:
         state = store.replay()
         island = _status(store, state)
         island["island"] = k
-        island["migrations_in"] = state.count("immigrated")
-        island["migrations_out"] = state.count("emigrated")
+        island["migrations_in"] = len(state.immigrations)
+        island["migrations_out"] = len(state.emigrations)
         islands.append(island)
     bests = [dict(i["best"], island=i["island"]) for i in islands if i.get("best")]
     best = min(bests, key=lambda b: b["fitness"], default=None)

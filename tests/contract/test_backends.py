@@ -19,6 +19,7 @@ from tests.support import ROOT, SMOKE, RecordingSink, genes
 from workflow.backends import make_backend, run_batch
 from workflow.config import load_config
 from workflow.records import Candidate
+from workflow.store.events import Submitted, Submitting
 
 OBJECTIVE = ["objective.kind=python", "objective.function=tests.objectives.landscape:behave", "objective.metric=value",
              f"objective.path={ROOT}"]
@@ -108,7 +109,7 @@ def test_a_resumed_driver_reattaches_instead_of_submitting_again(kind, cluster, 
     backend = make_backend(cfg, tmp_path)
     backend.submit(batch, first)  # the driver dies here: the tasks are in the queue, nobody collects
     backend.close()
-    submitted = [e for e in first.events if e.get("job_ids")]
+    submitted = [e for e in first.events if isinstance(e, Submitted) and e.job_ids]
     assert len(submitted) == 1
     sbatch_before = cluster.sbatch_calls if cluster else None
     again = RecordingSink(previous=first.previous)
@@ -116,7 +117,7 @@ def test_a_resumed_driver_reattaches_instead_of_submitting_again(kind, cluster, 
     run_batch(resumed, batch, again)
     resumed.close()
     assert sorted(again.results) == ["a", "b"] and all(r.ok for r in again.results.values())
-    assert not [e for e in again.events if e["event"] == "submitting"]  # nothing submitted twice
-    assert {r.job_id for r in again.results.values()} == set(submitted[0]["job_ids"].values())
+    assert not [e for e in again.events if isinstance(e, Submitting)]  # nothing submitted twice
+    assert {r.job_id for r in again.results.values()} == set(submitted[0].job_ids.values())
     if cluster is not None:
         assert cluster.sbatch_calls == sbatch_before

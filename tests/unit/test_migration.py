@@ -17,6 +17,7 @@ from workflow.islands.runner import MigrationObserver, run_island
 from workflow.islands.transport import LocalHub
 from workflow.records import Candidate, Evaluated, Result
 from workflow.store import RunStore
+from workflow.store.events import Emigrated, Immigrated, Told
 from workflow.store.layout import island_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,13 +91,14 @@ def test_three_islands_exchange_and_journal_migrations(tmp_path, mode):
     assert errors == []
     for k in range(3):
         events = list(RunStore(island_dir(parent, k)).events())
-        sent = [e for e in events if e["event"] == "emigrated"]
-        assert [e["batch"] for e in sent] == [1, 2, 3]
-        assert all(e["to"] == [(k + 1) % 3] for e in sent)
-        received = [e for e in events if e["event"] == "immigrated"]
-        assert received and all(e["from"] == (k - 1) % 3 for e in received)
-        if mode == "sync":
-            assert sorted(e["generation"] for e in received) == [1, 2, 3]
+        sent = [e for e in events if isinstance(e, Emigrated)]
+        assert [e.generation for e in sent] == [1, 2, 3]
+        assert all(e.to == ((k + 1) % 3,) for e in sent)
+        received = [e for e in events if isinstance(e, Immigrated)]
+        assert received and all(e.sender == (k - 1) % 3 for e in received)
+        if mode == "sync":  # taken at the round they were sent for
+            assert sorted(e.sender_generation for e in received) == [1, 2, 3]
+            assert [e.generation for e in received] == [e.sender_generation for e in received]
         state = RunStore(island_dir(parent, k)).replay()
         assert state.finished and len(state.results) == 16
     assert RunStore(parent).replay().finished
@@ -112,7 +114,9 @@ def test_in_flight_migrants_are_recovered_from_the_senders_journal(tmp_path):
     # Island 1 died right after telling generation 3: before sending, and before island 0's migrants arrived.
     path = island_dir(parent, 1)
     lines = (path / "journal.jsonl").read_text().splitlines()
-    cut = next(i for i, line in enumerate(lines) if '"event":"told","batch":3' in line)
+    events = list(RunStore(path).events())
+    assert len(events) == len(lines)
+    cut = next(i for i, e in enumerate(events) if isinstance(e, Told) and 3 in e.generations)
     (path / "journal.jsonl").write_text("\n".join(lines[: cut + 1]) + "\n")
     store = RunStore(path)
     state = store.replay()
@@ -123,7 +127,7 @@ def test_in_flight_migrants_are_recovered_from_the_senders_journal(tmp_path):
     MigrationObserver(config, 1, hub.transport(1), parent).started(SearchRun(config, store, state, opt, island=1))
     assert "0:3" in store.replay().migrations_applied
     # It also sends what it had not sent before dying.
-    assert [e["id"] for e in store.events() if e["event"] == "emigrated"][-1] == "1:3"
+    assert [e.id for e in store.events() if isinstance(e, Emigrated)][-1] == "1:3"
     assert [m["id"] for _, m in hub.transport(2).poll()] == ["1:3"]
-    recovered = [e for e in store.events() if e["event"] == "immigrated" and e["id"] == "0:3"]
-    assert len(recovered) == 1 and recovered[0]["recovered"] is True
+    recovered = [e for e in store.events() if isinstance(e, Immigrated) and e.id == "0:3"]
+    assert len(recovered) == 1 and recovered[0].recovered is True

@@ -4,7 +4,7 @@ driver could have died; the last asks are still bred again and checked."""
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,8 @@ from workflow.driver import run_search
 from workflow.driver.replay import replay
 from workflow.errors import RunDirError
 from workflow.store import RunStore
+from workflow.store.events import Asked, Created, Told
+from workflow.store.journal import JOURNAL_FORMAT
 from workflow.store.state import replay_events
 
 
@@ -56,17 +58,22 @@ def _snapshot(optimizer) -> dict:
             "bases": optimizer.bases, "births": optimizer.births, "asks": optimizer.batches_asked}
 
 
+def _without_rng(told):
+    """A tell as format 2 recorded it: no generator state."""
+    return replace(told, state={k: v for k, v in told.state.items() if k != "rng"})
+
+
 def test_every_tell_records_the_generator_state(journal):
     config, events = journal
-    assert events[0]["format"] == 3
-    told = [e for e in events if e["event"] == "told"]
+    assert events[0].format == JOURNAL_FORMAT
+    told = [e for e in events if isinstance(e, Told)]
     keys = {"bases", "rng"} if config.optimizer.mode == "generational" else {"rng"}
-    assert told and all(set(e["state"]) == keys for e in told)
+    assert told and all(set(e.state) == keys for e in told)
 
 
 def test_taking_the_recorded_asks_reaches_the_state_of_breeding_them_again(journal, monkeypatch):
     config, events = journal
-    asks = [i for i, e in enumerate(events) if e["event"] == "asked"]
+    asks = [i for i, e in enumerate(events) if isinstance(e, Asked)]
     assert len(asks) >= 4
     for cut in range(asks[0] + 1, len(events) + 1):  # wherever a driver died, after its first ask
         trusted, bred_trusted = _replayed(config, events[:cut], 3, monkeypatch)
@@ -83,20 +90,18 @@ def test_taking_the_recorded_asks_reaches_the_state_of_breeding_them_again(journ
 
 def test_a_changed_last_ask_is_still_caught(journal):
     config, events = journal
-    events = json.loads(json.dumps(events))
-    last = max(i for i, e in enumerate(events) if e["event"] == "asked")
-    events[last]["candidates"][0]["seed"] += 1
+    events = list(events)
+    last = max(i for i, e in enumerate(events) if isinstance(e, Asked))
+    first, *rest = events[last].candidates
+    events[last] = replace(events[last], candidates=(replace(first, seed=first.seed + 1), *rest))
     with pytest.raises(RunDirError, match="differs from what the optimizer proposes on replay"):
         replay(make_optimizer(config), replay_events(events))
 
 
 def test_a_format_2_journal_without_generator_states_replays_by_breeding(journal, monkeypatch):
     config, events = journal
-    old = json.loads(json.dumps(events))
-    old[0]["format"] = 2
-    for event in old:
-        if event["event"] == "told":
-            event["state"].pop("rng")
+    old = [replace(e, format=2) if isinstance(e, Created) else _without_rng(e) if isinstance(e, Told) else e
+           for e in events]
     replayed, bred = _replayed(config, old, 2, monkeypatch)
     full, _ = _replayed(config, events, 2, monkeypatch)
     assert bred == 20 and _snapshot(replayed) == _snapshot(full)
@@ -104,9 +109,9 @@ def test_a_format_2_journal_without_generator_states_replays_by_breeding(journal
 
 def test_a_trusted_ask_needs_the_next_tell_to_record_the_generator(journal):
     config, events = journal
-    broken = json.loads(json.dumps(events))
-    first_told = next(i for i, e in enumerate(broken) if e["event"] == "told")
-    broken[first_told]["state"].pop("rng")
+    broken = list(events)
+    first_told = next(i for i, e in enumerate(broken) if isinstance(e, Told))
+    broken[first_told] = _without_rng(broken[first_told])
     with pytest.raises(RunDirError, match="records no generator state"):
         replay(make_optimizer(config, journal_format=3), replay_events(broken))
 

@@ -3,12 +3,15 @@ lost tasks, resubmission after preemption or node failure, re-attach by job name
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tests.contract.test_backends import cand, config
 from tests.fake_slurm import FakeSlurm
 from tests.support import RecordingSink
 from workflow.backends import make_backend, run_batch
+from workflow.store.events import Recovered, Submitted, Submitting
 
 
 def _run(fate, tmp_path, *extra, batch=None, sink=None):
@@ -32,11 +35,11 @@ def test_preemption_and_node_failures_are_submitted_again_and_counted_once(tmp_p
     sink, fake = _run(lambda names, attempt: state if "b" in names and attempt < 2 else "COMPLETED", tmp_path)
     assert sink.results["a"].ok and sink.results["b"].ok
     assert fake.sbatch_calls == 3  # the batch, then "b" twice more
-    again = [e for e in sink.events if e.get("resubmit")]
-    assert [(e["event"], e["names"], e["resubmit"], e["after"]) for e in again] == [
-        ("submitting", ["b"], 1, state), ("submitted", ["b"], 1, state),
-        ("submitting", ["b"], 2, state), ("submitted", ["b"], 2, state)]
-    assert sink.results["b"].job_id == again[-1]["job_ids"]["b"]
+    again = [e for e in sink.events if e.resubmit]
+    assert [(type(e), e.names, e.resubmit, e.after) for e in again] == [
+        (Submitting, ("b",), 1, state), (Submitted, ("b",), 1, state),
+        (Submitting, ("b",), 2, state), (Submitted, ("b",), 2, state)]
+    assert sink.results["b"].job_id == again[-1].job_id("b")
 
 
 def test_resubmissions_stop_at_max_resubmits_with_a_failure_naming_the_state(tmp_path):
@@ -53,7 +56,7 @@ def test_the_resubmission_count_survives_a_driver_restart(tmp_path):
         backend = make_backend(config("slurm-fake", "slurm.max_resubmits=1"), tmp_path)
         backend.submit([cand("b", 80, 2)], first)
         backend.close()
-    previous = {"b": {**first.previous["b"], "resubmit": 1}}
+    previous = {"b": dataclasses.replace(first.previous["b"], resubmit=1)}
     sink = RecordingSink(previous=previous)
     with FakeSlurm(lambda names, attempt: "PREEMPTED") as fake:
         fake.tasks.update({k: v for k, v in first_tasks(first, tmp_path).items()})
@@ -66,8 +69,8 @@ def test_the_resubmission_count_survives_a_driver_restart(tmp_path):
 def first_tasks(sink, tmp_path):
     from tests.fake_slurm import Task
 
-    event = next(e for e in sink.events if e.get("job_ids"))
-    return {job: Task(job, event["tag"], event["folder"]) for job in event["job_ids"].values()}
+    event = next(e for e in sink.events if isinstance(e, Submitted) and e.job_ids)
+    return {job: Task(job, event.tag, event.folder) for job in event.job_ids.values()}
 
 
 def test_a_driver_that_died_inside_sbatch_finds_its_array_by_job_name(tmp_path):
@@ -77,16 +80,16 @@ def test_a_driver_that_died_inside_sbatch_finds_its_array_by_job_name(tmp_path):
         backend = make_backend(config("slurm-fake"), tmp_path)
         backend.submit(batch, first)
         tasks = dict(fake.tasks)
-    intent = next(e for e in first.events if e["event"] == "submitting")
-    sink = RecordingSink(previous={name: intent for name in intent["names"]})  # job ids never journaled
+    intent = next(e for e in first.events if isinstance(e, Submitting))
+    sink = RecordingSink(previous={name: intent for name in intent.names})  # job ids never journaled
     with FakeSlurm() as fake:
         fake.tasks.update(tasks)
         backend = make_backend(config("slurm-fake"), tmp_path)
         run_batch(backend, batch, sink)
     assert fake.sbatch_calls == 0
     assert sorted(sink.results) == ["a", "b"] and all(r.ok for r in sink.results.values())
-    recovered = [e for e in sink.events if e.get("recovered")]
-    assert len(recovered) == 1 and set(recovered[0]["job_ids"].values()) == set(tasks)
+    recovered = [e for e in sink.events if isinstance(e, Recovered)]
+    assert len(recovered) == 1 and set(recovered[0].job_ids.values()) == set(tasks)
 
 
 def test_no_more_tasks_are_queued_than_the_sites_max_submit_jobs(tmp_path):
@@ -103,7 +106,7 @@ def test_no_more_tasks_are_queued_than_the_sites_max_submit_jobs(tmp_path):
         backend.close()
     assert sorted(sink.results) == [c.name for c in batch] and all(r.ok for r in sink.results.values())
     assert fake.most_queued == 2 and len(fake.tasks) == 5
-    submitted = [n for e in sink.events if e.get("job_ids") for n in e["job_ids"]]
+    submitted = [n for e in sink.events if isinstance(e, Submitted) for n in e.job_ids]
     assert sorted(submitted) == sorted(sink.results)  # each submitted once
 
 

@@ -10,6 +10,7 @@ from workflow.config import from_mapping
 from workflow.errors import RunDirError
 from workflow.records import Candidate, Result
 from workflow.store import RunStore
+from workflow.store.events import Asked, Created, Finished, ResultRecorded
 from workflow.store.results import read_results_csv
 
 
@@ -25,15 +26,15 @@ def store(tmp_path):
 def test_create_is_user_only_and_complete(store, tmp_path):
     assert stat.S_IMODE(os.stat(store.run_dir).st_mode) == 0o700
     assert store.config().name == "t"
-    assert [e["event"] for e in store.events()] == ["created"]
+    assert [type(e) for e in store.events()] == [Created]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temp directory left behind
 
 
 def test_replay_exactly_once_and_results_csv(store):
-    store.append({"event": "asked", "batch": 1, "candidates": [_cand(1).to_dict(), _cand(2).to_dict()]})
-    store.append({"event": "result", "result": Result("fitness-1-1", "ok", 0.5, {"val_mse": 0.5}).to_dict()})
-    store.append({"event": "result", "result": Result("fitness-1-1", "ok", 0.9).to_dict()})  # duplicate
-    store.append({"event": "result", "result": Result.failure("fitness-1-2", "boom").to_dict()})
+    store.append(Asked(ask=1, candidates=(_cand(1), _cand(2))))
+    store.append(ResultRecorded(result=Result("fitness-1-1", "ok", 0.5, {"val_mse": 0.5}), generation=1))
+    store.append(ResultRecorded(result=Result("fitness-1-1", "ok", 0.9), generation=1))  # duplicate
+    store.append(ResultRecorded(result=Result.failure("fitness-1-2", "boom"), generation=1))
     state = store.replay()
     assert state.results["fitness-1-1"].fitness == 0.5
     assert state.results["fitness-1-2"].status == "failed"
@@ -45,16 +46,16 @@ def test_replay_exactly_once_and_results_csv(store):
 
 def test_torn_last_line_is_tolerated_and_healed(store):
     with open(store.journal_path, "ab") as handle:
-        handle.write(b'{"event":"asked","batch":1,"candi')
-    assert [e["event"] for e in store.events()] == ["created"]
-    store.append({"event": "finished"})
-    assert [e["event"] for e in store.events()] == ["created", "finished"]
+        handle.write(b'{"event":"asked","ask":1,"candi')
+    assert [type(e) for e in store.events()] == [Created]
+    store.append(Finished())
+    assert [type(e) for e in store.events()] == [Created, Finished]
 
 
 def test_corrupt_record_in_the_middle_is_reported_with_line(store):
     with open(store.journal_path, "ab") as handle:
-        handle.write(b'{"event": "asked", "batch": 1}}\n')
-    store.append({"event": "finished"})
+        handle.write(b'{"event": "asked", "ask": 1}}\n')
+    store.append(Finished())
     with pytest.raises(RunDirError, match=r"journal.jsonl:2: corrupt journal record"):
         list(store.events())
 

@@ -86,7 +86,7 @@ def test_spec_from_config(tmp_path, monkeypatch):
 
 def test_island_run_directory_gets_its_group_from_the_journal(tmp_path):
     run_dir = tmp_path / "island-2"
-    RunStore.create(run_dir, _config(mode="offline"), meta={"island": 2})
+    RunStore.create(run_dir, _config(mode="offline"), island=2)
     spec = TrackingSpec.from_config(_config(mode="offline"), run_dir)
     assert spec is not None and spec.group == "exp-island2"
 

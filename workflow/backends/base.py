@@ -8,25 +8,40 @@ steady-state driver submits as slots free and collects whatever has arrived.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from workflow.config import Config
 from workflow.evaluate import EvaluationSpec
 from workflow.records import Candidate, Result
+from workflow.store.events import Submission
 
 
 class Sink(Protocol):
-    """What a backend reports to (the driver records it in the journal)."""
+    """What a backend reports to, one method per kind of report (the driver records each in the journal as a
+    typed event of :mod:`workflow.store.events`)."""
 
-    def submitted(self, names: Sequence[str], info: dict[str, Any]) -> None:
-        """The given evaluations were handed to the executor (e.g. Slurm job ids)."""
+    def submitting(self, names: Sequence[str], *, tag: str, folder: str, packs: Sequence[Sequence[str]],
+                   resubmit: int | None = None, after: str | None = None) -> None:
+        """An intent: these evaluations are about to leave the machine under ``tag`` (durable when this returns,
+        so a driver that dies right after sbatch finds the array by its tag)."""
+
+    def submitted(self, names: Sequence[str], *, backend: str | None = None, pack_size: int | None = None,
+                  tag: str | None = None, folder: str | None = None, job_ids: Mapping[str, str] | None = None,
+                  array_id: str | None = None, resubmit: int | None = None, after: str | None = None) -> None:
+        """The given evaluations were handed to the executor (e.g. their Slurm job ids)."""
+
+    def recovered(self, names: Sequence[str], *, tag: str, folder: str, job_ids: Mapping[str, str]) -> None:
+        """Tasks an earlier driver submitted under ``tag`` and died before recording were found again."""
+
+    def abandoned(self, names: Sequence[str], *, tag: str) -> None:
+        """A submission under ``tag`` was given up (cancelled; the evaluations are submitted afresh)."""
 
     def result(self, result: Result) -> None:
         """One evaluation finished (successfully or not). Called once per candidate."""
 
-    def previous_submission(self, name: str) -> dict[str, Any] | None:
+    def previous_submission(self, name: str) -> Submission | None:
         """What an earlier driver recorded for this evaluation (to re-attach instead of resubmitting)."""
 
     def waiting(self) -> None:

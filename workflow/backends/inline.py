@@ -31,7 +31,7 @@ class InlineBackend(BackendBase):
             return
         size = pack_size(self.config.train, len(candidates), slots=1)
         self._queue.extend(make_packs(candidates, size))
-        sink.submitted([c.name for c in candidates], {"backend": self.name, "pack_size": size})
+        sink.submitted([c.name for c in candidates], backend=self.name, pack_size=size)
 
     def collect(self, sink: Sink, timeout_s: float | None = None) -> int:
         """Evaluate the next queued task now (whatever ``timeout_s`` says: there is nobody else to wait for)."""

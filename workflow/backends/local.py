@@ -50,7 +50,7 @@ class LocalBackend(BackendBase):
             future = pool.schedule(run_pack, args=(pack, self.spec, str(pack_workdir(self.run_dir, pack))),
                                    timeout=self.config.backend.timeout_s)
             self._futures[future] = (pack, time.monotonic())
-        sink.submitted([c.name for c in candidates], {"backend": self.name, "pack_size": size})
+        sink.submitted([c.name for c in candidates], backend=self.name, pack_size=size)
 
     def collect(self, sink: Sink, timeout_s: float | None = None) -> int:
         if not self._futures:

@@ -53,6 +53,7 @@ from workflow.errors import ClusterError
 from workflow.faults import crash_point
 from workflow.packing import make_packs, pack_size
 from workflow.records import Candidate, Result
+from workflow.store.events import Submitting
 from workflow.store.layout import pack_workdir
 
 log = logging.getLogger(__name__)
@@ -174,21 +175,21 @@ class SlurmBackend(BackendBase):
     def _reattach(self, candidates: Sequence[Candidate], sink: Sink) -> dict[str, submitit.Job[Any]]:
         """Jobs an earlier driver submitted for these candidates (by recorded id, or found by job name)."""
         jobs: dict[str, submitit.Job[Any]] = {}
-        intents: dict[str, dict[str, Any]] = {}
+        intents: dict[str, Submitting] = {}
         for cand in candidates:
             previous = sink.previous_submission(cand.name)
-            if not previous:
+            if previous is None:
                 continue
-            self._resubmits[cand.name] = int(previous.get("resubmit", 0))
-            folder = str(previous.get("folder", self.folder / "%j"))
-            job_id = (previous.get("job_ids") or {}).get(cand.name)
+            self._resubmits[cand.name] = previous.resubmit or 0
+            folder = previous.folder or str(self.folder / "%j")
+            job_id = previous.job_id(cand.name)
             if job_id:
-                jobs[cand.name] = submitit.SlurmJob(folder=folder, job_id=str(job_id))
-            elif previous.get("event") == "submitting" and previous.get("tag"):
-                intents[str(previous["tag"])] = previous
+                jobs[cand.name] = submitit.SlurmJob(folder=folder, job_id=job_id)
+            elif isinstance(previous, Submitting) and previous.tag:
+                intents[previous.tag] = previous
         for tag, intent in intents.items():
             found = self._find_by_tag(tag, intent)
-            folder = str(intent.get("folder", self.folder / "%j"))
+            folder = intent.folder or str(self.folder / "%j")
             recovered: dict[str, submitit.Job[Any]] = {
                 name: submitit.SlurmJob(folder=folder, job_id=job_id) for name, job_id in found.items()}
             if recovered and not all(job.paths.submitted_pickle.exists() for job in recovered.values()):
@@ -197,17 +198,17 @@ class SlurmBackend(BackendBase):
                 cancel(recovered[name].job_id for name in recovered)
                 log.warning("cancelled array %s (submitted as %s without its task files); resubmitting",
                             sorted({j.job_id.split("_")[0] for j in recovered.values()}), tag)
-                sink.submitted(list(recovered), {"event": "abandoned", "tag": tag})
+                sink.abandoned(list(recovered), tag=tag)
                 continue
             if recovered:
-                sink.submitted(list(recovered), {"tag": tag, "folder": folder, "recovered": True,
-                                                 "job_ids": {n: j.job_id for n, j in recovered.items()}})
+                sink.recovered(list(recovered), tag=tag, folder=folder,
+                               job_ids={n: j.job_id for n, j in recovered.items()})
             jobs.update(recovered)
         if jobs:
             log.info("re-attached to %d Slurm tasks submitted by an earlier driver", len(jobs))
         return jobs
 
-    def _find_by_tag(self, tag: str, intent: dict[str, Any]) -> dict[str, str]:
+    def _find_by_tag(self, tag: str, intent: Submitting) -> dict[str, str]:
         """{evaluation name: job id} for the array submitted under ``tag`` by a driver that then died."""
         states = query_jobs_by_name(tag)
         if not states:
@@ -216,15 +217,17 @@ class SlurmBackend(BackendBase):
         if len(array_ids) != 1:
             raise ClusterError(f"job name {tag} matches several jobs ({sorted(array_ids)}); resolve by hand")
         array_id = array_ids.pop()
-        packs = intent.get("packs") or [[name] for name in intent.get("names", [])]
+        packs = intent.packs or tuple((name,) for name in intent.names)
         log.warning("found Slurm array %s submitted as %s by an earlier driver", array_id, tag)
         if len(packs) == 1 and array_id in states:  # a lone task is a plain job, not an array
             return {name: array_id for name in packs[0]}
         return {name: f"{array_id}_{i}" for i, pack in enumerate(packs) for name in pack}
 
-    def _submit(self, cands: Sequence[Candidate], sink: Sink, again: dict[str, Any] | None = None
+    def _submit(self, cands: Sequence[Candidate], sink: Sink, again: tuple[int, str] | None = None
                 ) -> dict[str, submitit.Job[Any]]:
-        """sbatch ``cands`` as job arrays (``again``: why and how often they were submitted before)."""
+        """sbatch ``cands`` as job arrays (``again``: how often they were submitted before, and the Slurm state
+        that ended the last attempt)."""
+        resubmit, after = again if again else (None, None)
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         max_array = max((self._max_array or 1001) - 1, 1)
         size = pack_size(self.config.train, len(cands), gpu=gpus_per_task(self.config) > 0)
@@ -236,8 +239,8 @@ class SlurmBackend(BackendBase):
             tag = f"{self.config.name[:40]}.g{generation}.{uuid.uuid4().hex[:10]}"
             names = [c.name for pack in packs for c in pack]
             # The intent is durable before sbatch runs: a driver dying right after sbatch is found by tag.
-            sink.submitted(names, {"event": "submitting", "tag": tag, "folder": str(self.folder / "%j"),
-                                   "packs": [[c.name for c in pack] for pack in packs], **(again or {})})
+            sink.submitting(names, tag=tag, folder=str(self.folder / "%j"),
+                            packs=[[c.name for c in pack] for pack in packs], resubmit=resubmit, after=after)
             executor = submitit.SlurmExecutor(folder=self.folder / "%j",
                                               max_num_timeout=self.config.slurm.max_requeues)
             executor.update_parameters(**executor_parameters(self.config, tag))
@@ -247,8 +250,8 @@ class SlurmBackend(BackendBase):
             crash_point("after-sbatch")
             job_ids = {c.name: job.job_id for pack, job in zip(packs, submitted) for c in pack}
             array_id = submitted[0].job_id.split("_")[0]
-            sink.submitted(names, {"tag": tag, "folder": str(self.folder / "%j"), "job_ids": job_ids,
-                                   "array_id": array_id, **(again or {})})
+            sink.submitted(names, tag=tag, folder=str(self.folder / "%j"), job_ids=job_ids, array_id=array_id,
+                           resubmit=resubmit, after=after)
             log.info("generation %d: submitted %d evaluations in %d tasks as Slurm array %s", generation,
                      len(names), n, array_id)
             jobs.update({c.name: job for pack, job in zip(packs, submitted) for c in pack})
@@ -313,7 +316,7 @@ class SlurmBackend(BackendBase):
             self._resubmits[cand.name] = count
         log.warning("%d evaluations ended %s (not their fault): submitting them again (%d of at most %d)",
                     len(cands), state, count, self.config.slurm.max_resubmits)
-        self._track(cands, self._submit(cands, sink, {"resubmit": count, "after": state}))
+        self._track(cands, self._submit(cands, sink, (count, state)))
 
     def _outcome(self, cands: list[Candidate], job: submitit.Job[Any], state: str | None,
                  now: float) -> list[Result] | str | None:

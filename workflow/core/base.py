@@ -36,6 +36,13 @@ class Optimizer(Protocol):
     name: str
     #: Set by the driver while it replays the journal.
     replaying: bool
+    #: Steady state (``optimizer.mode: steady_state``): no generation barrier, each result is told as it arrives
+    #: (the driver journals which names a tell took); False: a generation is asked and told whole.
+    steady: bool
+    #: Whether :meth:`immigrate` takes migrants (the island model needs an optimizer that does: the GA).
+    takes_immigrants: bool
+    #: The members emigrants are chosen from (the GA's population; empty for an optimizer without one).
+    population: list[Evaluated]
 
     @property
     def finished(self) -> bool: ...
@@ -79,6 +86,11 @@ class Optimizer(Protocol):
         """State to record with each tell (checked on replay): e.g. the GA's adapted tree bases."""
         ...
 
+    def immigrate(self, migrants: Sequence[Evaluated]) -> list[Evaluated]:
+        """Take ``migrants`` into :attr:`population` (island model); returns the members they replaced. Only an
+        optimizer whose :attr:`takes_immigrants` is true supports it."""
+        ...
+
 
 class ProtocolError(RuntimeError):
     """ask/tell called out of order, told results that were not asked, or a replay that proposes otherwise."""
@@ -102,11 +114,15 @@ class BatchOptimizer:
     """
 
     name = "base"
+    #: See :attr:`Optimizer.takes_immigrants` (a subclass that implements :meth:`immigrate` says True).
+    takes_immigrants = False
 
     def __init__(self, config: OptimizerConfig, space: SearchSpace, rng: np.random.Generator,
                  island: int = 0) -> None:
         self.config, self.space, self.rng, self.island = config, space, rng, island
         self.steady = config.mode == "steady_state"
+        #: See :attr:`Optimizer.population` (empty unless the subclass keeps one).
+        self.population: list[Evaluated] = []
         self.history: list[Evaluated] = []
         self._pending: list[Candidate] = []
         self.births = 0  # candidates asked so far; names and generation numbers are 1-based
@@ -204,6 +220,9 @@ class BatchOptimizer:
 
     def journal_state(self) -> dict[str, Any]:
         return {}
+
+    def immigrate(self, migrants: Sequence[Evaluated]) -> list[Evaluated]:
+        raise ProtocolError(f"optimizer {self.name} does not take immigrants (islands need the GA)")
 
     # -- what subclasses say --------------------------------------------------------------------------
 

@@ -51,12 +51,12 @@ if TYPE_CHECKING:
 
 class GeneticAlgorithm(BatchOptimizer):
     name = "ga"
+    takes_immigrants = True
 
     def __init__(self, config: OptimizerConfig, space: SearchSpace, rng: np.random.Generator,
                  island: int = 0, trust_journal: bool = False) -> None:
         super().__init__(config, space, rng, island)
         self.ranking = Ranking(config.objectives)
-        self.population: list[Evaluated] = []
         #: Each tree gene's current base b (fixed unless ``optimizer.ga.adapt_base``).
         self.bases: dict[str, float] = {gene.name: gene.base for gene in space.tree_genes}
         #: Per child of the pending batch: its best parent's fitness and the genes that mutated.

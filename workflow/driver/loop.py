@@ -35,6 +35,7 @@ from workflow.faults import crash_point
 from workflow.records import Candidate, Evaluated
 from workflow.stopping import raise_if_stopped
 from workflow.store import RunStore
+from workflow.store.events import Asked, Finished, Stopped, Told
 from workflow.store.lock import DriverLock
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,7 @@ class _Loop:
                 break
             if optimizer.capacity():
                 asked = optimizer.ask(optimizer.capacity())
-                run.record({"event": "asked", "batch": optimizer.batches_asked,
-                            "candidates": [c.to_dict() for c in asked]}, durable=False)
+                run.record(Asked(ask=optimizer.batches_asked, candidates=tuple(asked)), durable=False)
                 crash_point("after-ask")
                 self.observer.asked(run, asked)
             fresh = [c for c in optimizer.pending if c.name not in state.results and c.name not in self.submitted]
@@ -120,7 +120,7 @@ class _Loop:
                 raise RuntimeError(f"backend {self.backend.name} returned without results for {lost}")
             self.backend.collect(self.sink)
         if not state.finished:
-            run.record({"event": "finished"})
+            run.record(Finished())
         run.store.write_results_csv(state)
 
     def _tell(self, candidates: Sequence[Candidate]) -> None:
@@ -132,11 +132,10 @@ class _Loop:
         complete = sorted({c.generation for c in candidates
                            if self.told_count[c.generation] == len(state.members[c.generation])
                            and c.generation not in state.told and self._block_done(c.generation)})
-        after = optimizer.journal_state()
-        event: dict[str, object] = ({"event": "told", "names": [c.name for c in candidates], "generations": complete}
-                                    if getattr(optimizer, "steady", False) else
-                                    {"event": "told", "batch": optimizer.batches_asked})
-        run.record({**event, **({"state": after} if after else {})}, durable=False)
+        # Generational: a tell is the whole pending generation, so its names need not be spelled out.
+        names = tuple(c.name for c in candidates) if optimizer.steady else None
+        run.record(Told(ask=optimizer.batches_asked, names=names, generations=tuple(complete),
+                        state=optimizer.journal_state() or None), durable=False)
         self.observer.told(run, told)
         for number in complete:
             members = [Evaluated(c, state.results[c.name]) for c in state.members[number]]
@@ -161,5 +160,5 @@ class _Loop:
                    f"most common reason ({hits} of {len(failed)}): {' '.join(reason.split())}; fix the cause, then "
                    f"`python -m workflow resume {run.store.run_dir}` (runtime settings may be overridden there, "
                    "e.g. backend.timeout_s=900)")
-        run.record({"event": "stopped", "batch": number, "failed": len(failed), "reason": reason})
+        run.record(Stopped(generation=number, failed=len(failed), reason=reason))
         raise SearchStopped(message)

@@ -13,6 +13,7 @@ from workflow.config import Config
 from workflow.core import Optimizer
 from workflow.records import Candidate, Evaluated, Result
 from workflow.store import RunState, RunStore
+from workflow.store.events import Event
 
 
 @dataclass
@@ -25,7 +26,7 @@ class SearchRun:
     optimizer: Optimizer
     island: int = 0
 
-    def record(self, event: dict[str, object], durable: bool = True) -> None:
+    def record(self, event: Event, durable: bool = True) -> None:
         """Append ``event`` to the journal and take it into the state (``durable``: fsync'ed now; otherwise
         by the journal's group commit, see :mod:`workflow.store.journal`)."""
         self.state.apply(self.store.append(event, durable=durable))

@@ -42,9 +42,9 @@ from workflow.islands.transport import Transport
 from workflow.logs import log_to_file
 from workflow.records import Evaluated
 from workflow.store import RunState, RunStore
+from workflow.store.events import Emigrated, Finished, Immigrated, Replaced, decode_migrants, encode_migrants
 from workflow.store.layout import DRIVER_LOG, ISLANDS, RESULTS, island_dir
 from workflow.store.results import write_results_file
-from workflow.store.state import decode_migrants, encode_migrants
 from workflow.tracking.experiment import with_tracking
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,11 @@ def create_layout(parent: Path, config: Config) -> None:
     (Path(parent) / ISLANDS).mkdir(mode=0o700, exist_ok=True)
     for k in range(config.islands.count):
         if not island_dir(parent, k).exists():
-            RunStore.create(island_dir(parent, k), island_config(config, k), meta={"island": k})
+            RunStore.create(island_dir(parent, k), island_config(config, k), island=k)
 
 
 def _population(run: SearchRun) -> list[Evaluated]:
-    return list(getattr(run.optimizer, "population", []))
+    return list(run.optimizer.population)
 
 
 class MigrationObserver(Observer):
@@ -94,14 +94,14 @@ class MigrationObserver(Observer):
         told = max(run.state.told, default=0)
         if told == 0:
             return
-        sent = {int(e["batch"]) for e in run.state.events if e["event"] == "emigrated"}
+        sent = {e.generation for e in run.state.emigrations}
         if migration_due(told, self.config.islands.interval, self.config.optimizer.generations) and told not in sent:
             self._emigrate(run, told)  # the driver died between telling and sending
         for source in self.sources:
             for event in RunStore(island_dir(self.parent, source)).events():
-                if event["event"] == "emigrated" and self.island in event.get("to", []):
-                    message = {"id": event["id"], "from": source, "generation": event["batch"],
-                               "migrants": event["migrants"]}
+                if isinstance(event, Emigrated) and self.island in event.to:
+                    message = {"id": event.id, "from": source, "generation": event.generation,
+                               "migrants": encode_migrants(event.migrants)}
                     self._apply(run, message, told, source, recovered=True)
 
     # -- steps ----------------------------------------------------------------------------------------
@@ -114,8 +114,8 @@ class MigrationObserver(Observer):
         message = {"id": migration_id(self.island, batch), "from": self.island, "generation": batch,
                    "migrants": encode_migrants(emigrants)}
         # Recorded before sending: a receiver that misses the message finds it here on resume.
-        run.record({"event": "emigrated", "batch": batch, "id": message["id"], "to": self.targets[self.island],
-                    "migrants": message["migrants"]})
+        run.record(Emigrated(generation=batch, id=str(message["id"]), to=tuple(self.targets[self.island]),
+                             migrants=tuple(emigrants)))
         for dest in self.targets[self.island]:
             self.transport.send(dest, message)
         log.info("island %d: sent %s (fitness %s) to %s", self.island,
@@ -147,11 +147,10 @@ class MigrationObserver(Observer):
         migrants = decode_migrants(message["migrants"])
         _, replaced = replace_worst(_population(run), migrants, Ranking(self.config.optimizer.objectives))
         # Recorded before applying: replay applies it at this very point of the journal.
-        run.record({"event": "immigrated", "batch": batch, "id": mid, "from": int(message["from"]),
-                    "generation": int(message["generation"]), "migrants": message["migrants"],
-                    "recovered": recovered,
-                    "replaced": [{"name": e.candidate.name, "fitness": e.result.to_dict()["fitness"]}
-                                 for e in replaced]})
+        run.record(Immigrated(generation=batch, id=mid, sender=int(message["from"]),
+                              sender_generation=int(message["generation"]), migrants=migrants, recovered=recovered,
+                              replaced=tuple(Replaced(e.candidate.name, e.result.to_dict()["fitness"])
+                                             for e in replaced)))
         apply_immigrants(run.optimizer, migrants)
         log.info("island %d: received %s from island %d%s", self.island, [e.candidate.name for e in migrants],
                  source, " (recovered from its journal)" if recovered else "")
@@ -193,7 +192,7 @@ def finish_parent(parent: Path) -> None:
     states = [RunStore.open(island_dir(parent, k)).replay() for k in range(config.islands.count)]
     write_combined_results(parent, states)
     if all(s.finished for s in states) and not store.replay().finished:
-        store.append({"event": "finished"})
+        store.append(Finished())
 
 
 def write_combined_results(parent: Path, states: list[RunState]) -> None:

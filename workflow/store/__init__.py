@@ -1,5 +1,6 @@
 """The run directory: an append-only journal from which everything else is rebuilt.
 
+- :mod:`~workflow.store.events`: the journal's typed events, the only code that builds or parses its dicts;
 - :mod:`~workflow.store.journal`: :class:`RunStore`, appending and reading the journal;
 - :mod:`~workflow.store.state`: :class:`RunState`, what the journal says;
 - :mod:`~workflow.store.layout`: where each file lives (also an island's directory);

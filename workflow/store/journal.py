@@ -22,13 +22,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from workflow.config import Config, from_mapping
 from workflow.errors import RunDirError
 from workflow.store.atomic import atomic_write_text, fsync_dir
+from workflow.store.events import Created, Event, decode, encode, stamped
 from workflow.store.layout import CONFIG, JOURNAL, RESULTS
 from workflow.store.results import ResultsFile
 from workflow.store.state import RunState, replay_events
@@ -38,8 +38,10 @@ GROUP_COMMIT_S = 0.2
 
 #: The journal format new run directories are created with (recorded in their ``created`` event). 1: version
 #: 0.1 (no ``format`` key); 2: BO fits its surrogate once per ask, which lets a resume replay without refitting;
-#: 3: the GA records its generator's state with each tell, which lets a resume take its asks without breeding.
-JOURNAL_FORMAT = 3
+#: 3: the GA records its generator's state with each tell, which lets a resume take its asks without breeding;
+#: 4: typed events with one meaning per word (``ask``, ``generation``; earlier formats said ``batch`` for both,
+#: :mod:`workflow.store.events` reads them).
+JOURNAL_FORMAT = 4
 
 
 class RunStore:
@@ -57,7 +59,7 @@ class RunStore:
     # -- creation -----------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, run_dir: Path, config: Config, meta: dict[str, Any] | None = None) -> RunStore:
+    def create(cls, run_dir: Path, config: Config, island: int | None = None) -> RunStore:
         """Create ``run_dir`` with its config and first journal event, all or nothing.
 
         The directory is assembled under a temporary name beside the target and renamed into place, so
@@ -70,8 +72,7 @@ class RunStore:
             os.chmod(tmp, 0o700)
             atomic_write_text(tmp / CONFIG, yaml.safe_dump(config.to_plain(), sort_keys=False))
             store = cls(tmp)
-            store.append({"event": "created", "name": config.name, "pid": os.getpid(), "format": JOURNAL_FORMAT,
-                          **(meta or {})})
+            store.append(Created(name=config.name, pid=os.getpid(), format=JOURNAL_FORMAT, island=island))
             os.rename(tmp, run_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -86,14 +87,19 @@ class RunStore:
             raise RunDirError(f"run directory {run_dir}: not a run directory (no {JOURNAL} / {CONFIG})")
         return cls(run_dir)
 
-    def meta(self) -> dict[str, Any]:
+    def created(self) -> Created | None:
         """The ``created`` event, the journal's first (an island's run directory carries its ``island`` index)."""
         try:
             with open(self.journal_path, "rb") as handle:
-                first = json.loads(handle.readline() or b"{}")
+                first = decode(json.loads(handle.readline() or b"{}"))
         except (OSError, ValueError):
-            return {}
-        return first if isinstance(first, dict) and first.get("event") == "created" else {}
+            return None
+        return first if isinstance(first, Created) else None
+
+    def island(self) -> int | None:
+        """This directory's island index when it is one island's run directory, else None."""
+        created = self.created()
+        return created.island if created is not None else None
 
     def config(self) -> Config:
         """The run's config (read once per store: only :meth:`write_config` changes it)."""
@@ -108,22 +114,22 @@ class RunStore:
     def island_count(self) -> int:
         """How many islands this is the parent directory of; 0 for a single run or one island's directory."""
         count = self.config().islands.count
-        return count if count > 1 and "island" not in self.meta() else 0
+        return count if count > 1 and self.island() is None else 0
 
     def parent(self) -> Path | None:
         """The island model's parent directory when this is one island's directory, else None."""
-        if "island" in self.meta():
+        if self.island() is not None:
             return self.run_dir.resolve().parent.parent
         return None
 
     # -- journal ------------------------------------------------------------------------------------
 
-    def append(self, event: dict[str, Any], durable: bool = True) -> dict[str, Any]:
-        """Append one event (a single ``write`` of one line on an O_APPEND descriptor); returns the record as
-        written (with its time ``t``). ``durable``: fsync'ed before returning; otherwise by the group commit
-        (within :data:`GROUP_COMMIT_S`, or at the next :meth:`flush`)."""
-        record = {"t": round(time.time(), 3), **event}
-        line = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode()
+    def append(self, event: Event, durable: bool = True) -> Event:
+        """Append one event (a single ``write`` of one line on an O_APPEND descriptor); returns it as written
+        (with its time ``t``). ``durable``: fsync'ed before returning; otherwise by the group commit (within
+        :data:`GROUP_COMMIT_S`, or at the next :meth:`flush`)."""
+        event = stamped(event, round(time.time(), 3))
+        line = (json.dumps(encode(event), separators=(",", ":"), allow_nan=False) + "\n").encode()
         fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             if not self._tail_checked:  # only a crash before this store's first append can have torn the tail
@@ -138,7 +144,7 @@ class RunStore:
                 self._unsynced_since = None
         finally:
             os.close(fd)
-        return record
+        return event
 
     def flush(self) -> None:
         """fsync every event appended so far (nothing to do when they all are)."""
@@ -162,8 +168,8 @@ class RunStore:
             if handle.read(1) != b"\n":
                 os.write(fd, b"\n")
 
-    def events(self) -> Iterator[dict[str, Any]]:
-        """Yield journal events; skip a torn final line, reject corrupt lines elsewhere."""
+    def events(self) -> Iterator[Event]:
+        """Yield the journal's typed events; skip a torn final line, reject corrupt lines elsewhere."""
         try:
             raw = self.journal_path.read_bytes()
         except FileNotFoundError:
@@ -174,9 +180,10 @@ class RunStore:
             if not line.strip():
                 continue
             try:
-                event = json.loads(line)
-                if not isinstance(event, dict) or "event" not in event:
+                raw = json.loads(line)
+                if not isinstance(raw, dict) or "event" not in raw:
                     raise ValueError("not an event object")
+                event = decode(raw)
             except ValueError as exc:
                 # A torn write: the final line, or one we closed with a newline on the next append.
                 if i == last or _is_healed_tear(line):

@@ -15,6 +15,7 @@ from typing import Any
 
 from workflow.config import Config
 from workflow.errors import RunDirError
+from workflow.store.events import ConfigChanged
 from workflow.store.journal import RunStore
 from workflow.store.lock import DriverLock
 
@@ -65,6 +66,6 @@ def prepare_run_dir(config: Config, run_dir: Path, *, force: bool = False, hint:
         advice = hint or "use another --run-dir, `resume` it with its own config, or --force"
         raise RunDirError(f"run directory {run_dir} exists with a different config ({'; '.join(changed)}); {advice}")
     store.write_config(config)
-    store.append({"event": "config_changed", "diff": diff, "forced": bool(changed)})
+    store.append(ConfigChanged(diff=tuple(diff), forced=bool(changed)))
     log.warning("run directory %s: config changed (%s)", run_dir, "; ".join(diff))
     return store

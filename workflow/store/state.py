@@ -1,21 +1,29 @@
-"""What the journal says about a run, rebuilt in one pass over its events.
+"""What the journal says about a run, rebuilt in one pass over its typed events (:mod:`workflow.store.events`).
 
-Events: ``created``, ``asked`` (a batch the optimizer proposed, recorded before anything is submitted),
-``submitting`` (a Slurm job name recorded before sbatch runs), ``submitted`` (backend details such as Slurm
-job ids), ``abandoned`` (a submission given up), ``result`` (one per evaluation, the first one wins),
-``told`` (given back to the optimizer: a generation's ``batch``, or steady-state ``names`` and the
-``generations`` they completed), ``emigrated`` / ``immigrated`` (island model),
-``config_changed``, ``stopped`` (the search stopped early, e.g. every evaluation of a generation failed),
-``finished``. Unknown events are kept in ``events`` and otherwise ignored.
+:meth:`RunState.apply` is the one place that takes an event into the state; readers (replay, status, report,
+islands, the Slurm backend) use its typed views and never the journal's dicts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from workflow.records import Candidate, Evaluated, Result
+from workflow.store.events import (
+    Asked,
+    Created,
+    Emigrated,
+    Event,
+    Finished,
+    Immigrated,
+    ResultRecorded,
+    Submission,
+    Told,
+)
+
+E = TypeVar("E", bound=Event)
 
 
 @dataclass
@@ -24,7 +32,7 @@ class RunState:
 
     #: The candidates of each ``asked`` event (a generation, or in steady state one or more births).
     batches: list[list[Candidate]] = field(default_factory=list)
-    #: Every candidate's generation (its ``batch`` in journal events), by name.
+    #: Every candidate's generation, by name.
     generation_of: dict[str, int] = field(default_factory=dict)
     #: The candidates of each generation (a steady-state block of births), by generation.
     members: dict[int, list[Candidate]] = field(default_factory=dict)
@@ -33,14 +41,18 @@ class RunState:
     _by_name: dict[str, Candidate] = field(default_factory=dict, repr=False)
     #: The journal's format (:data:`workflow.store.journal.JOURNAL_FORMAT`; 1 for run directories of 0.1).
     format: int = 1
+    #: The ``created`` event (None for a journal without one).
+    created: Created | None = None
     results: dict[str, Result] = field(default_factory=dict)
-    submissions: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> latest submission event
+    #: The latest submission event of each evaluation, by name.
+    submissions: dict[str, Submission] = field(default_factory=dict)
     #: Generations told in full.
     told: set[int] = field(default_factory=set)
     #: Island model: ids of the migrations already applied here.
     migrations_applied: set[str] = field(default_factory=set)
     finished: bool = False
-    events: list[dict[str, Any]] = field(default_factory=list)
+    #: Every event, in journal order.
+    events: list[Event] = field(default_factory=list)
 
     @property
     def candidates(self) -> list[Candidate]:
@@ -60,52 +72,65 @@ class RunState:
         done = [e for e in self.evaluated() if e.result.ok]
         return min(done, key=lambda e: e.fitness, default=None)
 
-    def count(self, kind: str) -> int:
-        """How many events of ``kind`` the journal holds."""
-        return sum(1 for event in self.events if event["event"] == kind)
+    def of_kind(self, kind: type[E]) -> list[E]:
+        """Every event of one kind (a class of :mod:`workflow.store.events`), in journal order."""
+        return [event for event in self.events if isinstance(event, kind)]
 
-    def apply(self, event: dict[str, Any]) -> None:
+    def job_id(self, name: str) -> str:
+        """The Slurm job id last recorded for evaluation ``name`` ("" when none is)."""
+        submission = self.submissions.get(name)
+        return submission.job_id(name) if submission is not None else ""
+
+    @property
+    def emigrations(self) -> list[Emigrated]:
+        return self.of_kind(Emigrated)
+
+    @property
+    def immigrations(self) -> list[Immigrated]:
+        return self.of_kind(Immigrated)
+
+    def bases_by_generation(self) -> dict[int, dict[str, Any]]:
+        """The GA's tree bases recorded with each generation's tell (adaptive exploration)."""
+        out: dict[int, dict[str, Any]] = {}
+        for told in self.of_kind(Told):
+            bases = (told.state or {}).get("bases")
+            if bases and told.generations:
+                out[told.generations[-1]] = dict(bases)
+        return out
+
+    def apply(self, event: Event) -> None:
         """Take one journal event into the state."""
         self.events.append(event)
-        kind = event["event"]
-        if kind == "asked":
-            batch = [Candidate.from_dict(c) for c in event["candidates"]]
-            self.batches.append(batch)
-            for c in batch:
-                self.generation_of[c.name] = c.generation
-                self._by_name[c.name] = c
-                self.members.setdefault(c.generation, []).append(c)
-        elif kind == "created":
-            self.format = int(event.get("format", 1))
-        elif kind == "result":
-            result = Result.from_dict(event["result"])
-            self.results.setdefault(result.name, result)  # exactly once: the first result wins
-        elif kind in ("submitting", "submitted", "abandoned"):
-            for name in event.get("names", []):
-                self.submissions[name] = event
-        elif kind == "told":
-            if "batch" in event:  # a whole generation
-                self.told.add(int(event["batch"]))
-                self.told_names.update(c.name for c in self.members.get(int(event["batch"]), []))
-            self.told_names.update(event.get("names", []))
-            self.told.update(int(k) for k in event.get("generations", []))
-        elif kind == "immigrated":
-            self.migrations_applied.add(str(event["id"]))
-        elif kind == "finished":
-            self.finished = True
+        match event:
+            case Asked(candidates=batch):
+                self.batches.append(list(batch))
+                for c in batch:
+                    self.generation_of[c.name] = c.generation
+                    self._by_name[c.name] = c
+                    self.members.setdefault(c.generation, []).append(c)
+            case Created(format=journal_format):
+                self.created = event
+                self.format = int(journal_format)
+            case ResultRecorded(result=result):
+                self.results.setdefault(result.name, result)  # exactly once: the first result wins
+            case Submission(names=names):
+                for name in names:
+                    self.submissions[name] = event
+            case Told(names=names, generations=generations):
+                if names is None:  # a whole generation: everything it asked
+                    for number in generations:
+                        self.told_names.update(c.name for c in self.members.get(number, []))
+                else:
+                    self.told_names.update(names)
+                self.told.update(generations)
+            case Immigrated(id=migration):
+                self.migrations_applied.add(migration)
+            case Finished():
+                self.finished = True
 
 
-def replay_events(events: Iterable[dict[str, Any]]) -> RunState:
+def replay_events(events: Iterable[Event]) -> RunState:
     state = RunState()
     for event in events:
         state.apply(event)
     return state
-
-
-def decode_migrants(migrants: Iterable[dict[str, Any]]) -> list[Evaluated]:
-    """Migrants as journaled and sent (``{"candidate": ..., "result": ...}`` each)."""
-    return [Evaluated(Candidate.from_dict(m["candidate"]), Result.from_dict(m["result"])) for m in migrants]
-
-
-def encode_migrants(migrants: Iterable[Evaluated]) -> list[dict[str, Any]]:
-    return [{"candidate": e.candidate.to_dict(), "result": e.result.to_dict()} for e in migrants]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from workflow.driver import Observer, SearchRun
 from workflow.records import Candidate, Evaluated
+from workflow.store.events import WandbChecked
 from workflow.store.results import columns as results_columns
 from workflow.store.results import results_row
 from workflow.tracking.check import compare
@@ -36,7 +37,7 @@ class ExperimentObserver(Observer):
             for problem in problems:
                 log.warning("W&B disagrees with the result of %s: %s", problem["name"],
                             ", ".join(f"{k}={v}" for k, v in problem.items() if k != "name"))
-            run.record({"event": "wandb_checked", "batch": batch, "runs": len(records), "disagreements": problems})
+            run.record(WandbChecked(generation=batch, runs=len(records), disagreements=tuple(problems)))
         except Exception as exc:  # noqa: BLE001 - tracking never stops the search
             warn(f"checking batch {batch}", exc)
         generations = run.config.optimizer.generations

@@ -9,17 +9,16 @@ wandb takes it from ``WANDB_API_KEY`` or netrc itself.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from workflow.errors import WorkflowError
-from workflow.store.layout import JOURNAL
+from workflow.store import RunStore
+from workflow.store.events import Created
 
 if TYPE_CHECKING:
     from workflow.config import Config
@@ -65,8 +64,8 @@ class TrackingSpec:
         if tracking.mode == "disabled":
             return None
         root = Path(run_dir).resolve()
-        created = _created_record(root)
-        island = island or int(created.get("island", 0))  # an island's run directory records its index
+        created = RunStore(root).created()
+        island = island or (created.island or 0 if created else 0)  # an island's run directory records its index
         group = config.name if island <= 0 else f"{config.name}-island{island}"
         return cls(mode=tracking.mode, project=tracking.project, entity=tracking.entity, group=group,
                    dir=str(root / WANDB_DIRNAME), tag=run_dir_tag(root, created))
@@ -83,17 +82,7 @@ class TrackingSpec:
         return f"{self.tag}-{EXPERIMENT}"
 
 
-def _created_record(root: Path) -> dict[str, Any]:
-    """The journal's first record when it is the ``created`` one, else {}."""
-    try:
-        with open(root / JOURNAL, "rb") as handle:
-            first = json.loads(handle.readline())
-    except (OSError, ValueError):
-        return {}
-    return first if isinstance(first, dict) and first.get("event") == "created" else {}
-
-
-def run_dir_tag(run_dir: Path | str, created: Mapping[str, Any] | None = None) -> str:
+def run_dir_tag(run_dir: Path | str, created: Created | None = None) -> str:
     """Eight hex digits identifying a run directory, the same from every process and after a resume.
 
     Derived from the journal's ``created`` record (name, time, pid), which travels with the directory:
@@ -101,9 +90,9 @@ def run_dir_tag(run_dir: Path | str, created: Mapping[str, Any] | None = None) -
     not resume the old runs on the W&B server). Without a journal, the absolute path is used.
     """
     root = Path(run_dir).resolve()
-    created = _created_record(root) if created is None else created
+    created = RunStore(root).created() if created is None else created
     if created:
-        identity = f"created:{created.get('name')}:{created.get('t')}:{created.get('pid')}"
+        identity = f"created:{created.name}:{created.t}:{created.pid}"
     else:
         identity = f"path:{root}"
     return hashlib.sha256(identity.encode()).hexdigest()[:8]
