@@ -72,3 +72,16 @@ def test_status_shows_job_ids_of_one_array_as_a_range():
     assert _id_ranges(["75_0", "75_2"]) == "75_0, 75_2"
     assert _id_ranges(["80"]) == "80"
     assert _id_ranges([]) == "-"
+
+
+def test_the_latest_submission_of_each_evaluation_gives_its_job_id(store):
+    from workflow.store.events import Submitted, Submitting
+
+    store.append(Asked(ask=1, candidates=(_cand(1), _cand(2))))
+    store.append(Submitting(names=("fitness-1-1", "fitness-1-2"), generation=1, tag="t", folder="f",
+                            packs=(("fitness-1-1",), ("fitness-1-2",))))
+    store.append(Submitted(names=("fitness-1-1",), generation=1, tag="t", folder="f", job_ids={"fitness-1-1": "9_0"}))
+    state = store.replay()
+    assert state.job_id("fitness-1-1") == "9_0"
+    assert state.job_id("fitness-1-2") == "" and isinstance(state.submissions["fitness-1-2"], Submitting)
+    assert state.job_id("fitness-9-9") == ""
