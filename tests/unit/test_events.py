@@ -105,8 +105,9 @@ def test_format_3_words_are_translated():
     assert decode({"event": "stopped", "batch": 1, "failed": 4, "reason": "r"}) == Stopped(generation=1, failed=4,
                                                                                            reason="r")
     # Immigrated: "batch" was the receiver's generation, "generation" the sender's, "from" the sender.
-    assert decode({"event": "immigrated", "batch": 3, "id": "0:2", "from": 0, "generation": 2,
-                   "migrants": migrants, "recovered": False, "replaced": [{"name": "x", "fitness": 1.5}]}) == Immigrated(
+    old = {"event": "immigrated", "batch": 3, "id": "0:2", "from": 0, "generation": 2, "migrants": migrants,
+           "recovered": False, "replaced": [{"name": "x", "fitness": 1.5}]}
+    assert decode(old) == Immigrated(
         generation=3, id="0:2", sender=0, sender_generation=2, migrants=(MIGRANT,), replaced=(Replaced("x", 1.5),))
     assert decode({"event": "emigrated", "batch": 2, "id": "1:2", "to": [2], "migrants": migrants}) == Emigrated(
         generation=2, id="1:2", to=(2,), migrants=(MIGRANT,))
