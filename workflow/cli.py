@@ -179,13 +179,13 @@ def cmd_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_sync(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from workflow.tracking.sync import sync_run_dir
+    from workflow.wandb_driver.sync import sync_run_dir
 
     return sync_run_dir(args.run_dir, dry_run=args.dry_run)
 
 
 def cmd_summary(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from workflow.tracking.summary import print_summary
+    from workflow.wandb_driver.summary import print_summary
 
     return print_summary(args.run_dir, as_json=args.json)
 

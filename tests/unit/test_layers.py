@@ -27,15 +27,13 @@ LAYERS: dict[str, int] = {
     "workflow.packing": 2, "workflow.datasets": 2,
     # L3: the compute side: what an evaluation runs (objectives, the built-in trainer, W&B's compute half)
     "workflow.evaluate": 3, "workflow.objectives": 3, "workflow.trainer": 3, "workflow.tracking": 3,
-    "workflow.tracking.spec": 3, "workflow.tracking.evaluation": 3,
     # L4: where evaluations run
     "workflow.backends": 4,
     # L5: the one loop, and the checks made before it starts
     "workflow.driver": 5, "workflow.preflight": 5,
     # L6: what watches or combines runs: islands, W&B's driver half, report, status, progress
-    "workflow.islands": 6, "workflow.tracking.readback": 6, "workflow.tracking.check": 6,
-    "workflow.tracking.experiment": 6, "workflow.tracking.sync": 6, "workflow.tracking.summary": 6,
-    "workflow.report": 6, "workflow.status": 6, "workflow.progress": 6,
+    "workflow.islands": 6, "workflow.wandb_driver": 6, "workflow.report": 6, "workflow.status": 6,
+    "workflow.progress": 6,
     # L7: entry points
     "workflow.compare": 7, "workflow.session": 7, "workflow.cli": 7, "workflow.__main__": 7,
 }
@@ -44,7 +42,7 @@ LAYERS: dict[str, int] = {
 COMPUTE_ROOTS = ("workflow.backends.slurm_task", "workflow.evaluate")
 DRIVER_SIDE = ("workflow.driver", "workflow.islands", "workflow.report", "workflow.status", "workflow.compare",
                "workflow.cli", "workflow.session", "workflow.progress", "workflow.preflight",
-               "workflow.tracking.experiment", "workflow.tracking.sync", "workflow.tracking.summary")
+               "workflow.wandb_driver")
 
 
 def module_name(path: Path) -> str:

@@ -16,11 +16,11 @@ from workflow.config import from_mapping
 from workflow.records import Candidate, Result
 from workflow.store import RunStore
 from workflow.tables import markdown_table
-from workflow.tracking.check import compare
 from workflow.tracking.evaluation import EvaluationTracker, evaluation_config, result_summary
-from workflow.tracking.readback import RunRecord
 from workflow.tracking.spec import TrackingSpec, make_run_id, run_dir_tag
-from workflow.tracking.summary import columns, summary_rows
+from workflow.wandb_driver.check import compare
+from workflow.wandb_driver.readback import RunRecord
+from workflow.wandb_driver.summary import columns, summary_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "MARKER-unit-7f3c9e1d2b"
@@ -178,7 +178,7 @@ _SCRIPT = textwrap.dedent("""
     from tests.support import genes
     from workflow.records import Candidate
     from tests.support import genes
-    from workflow.tracking.readback import offline_files
+    from workflow.wandb_driver.readback import offline_files
     from workflow.tracking.spec import TrackingSpec
 
     tmp, case = Path(sys.argv[1]), sys.argv[2]
