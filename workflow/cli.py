@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from workflow.cluster import sinfo_once
 from workflow.config import Config, apply_override, from_mapping, load_config
 from workflow.errors import RunDirError, WorkflowError
 from workflow.preflight import preflight
@@ -219,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     try:
-        return COMMANDS[args.command](args, argv)
+        with sinfo_once():  # the pre-flight check and the backend share one answer
+            return COMMANDS[args.command](args, argv)
     except WorkflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
