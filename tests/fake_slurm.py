@@ -7,7 +7,7 @@ submitit's own ``process_job``, as a compute node would) the first time its stat
 submitted; ``fate(names, attempt)`` may instead give it another end: ``TIMEOUT``, ``PREEMPTED``, ``NODE_FAIL``,
 ``OUT_OF_MEMORY`` (no result), ``LOST`` (it vanishes from sacct and squeue), ``PENDING`` (not yet).
 ``max_submit`` is the association's MaxSubmitJobs as sacctmgr reports it (None: no limit); ``most_queued``
-is the most tasks that were ever pending or running at once.
+is the most tasks that were ever pending or running at once; ``asked`` counts the workflow's commands by program.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import contextlib
 import pickle
 import re
 import signal
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,8 @@ class FakeSlurm(MockedSubprocess):
         self.tasks: dict[str, Task] = {}
         self.attempts: dict[str, int] = {}  # evaluation name -> times a task of it was decided
         self.sbatch_calls = 0
+        #: The workflow's own commands (sinfo, scontrol, sacct, ...) by program, as :meth:`run` answered them.
+        self.asked: Counter[str] = Counter()
         self.next_id = 500
 
     # -- submitit's door -------------------------------------------------------------------------------
@@ -81,6 +84,7 @@ class FakeSlurm(MockedSubprocess):
 
     def run(self, command: Sequence[str], timeout: float = 30.0) -> str:
         program, args = command[0], list(command[1:])
+        self.asked[program] += 1
         if program == "sinfo":
             return self.PARTITIONS
         if program == "scontrol":

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from workflow.cluster import sinfo_once
 from workflow.config import Config, apply_override, from_mapping, load_config
 from workflow.errors import RunDirError, WorkflowError
 from workflow.preflight import preflight
@@ -179,13 +180,13 @@ def cmd_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_sync(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from workflow.tracking.sync import sync_run_dir
+    from workflow.wandb_driver.sync import sync_run_dir
 
     return sync_run_dir(args.run_dir, dry_run=args.dry_run)
 
 
 def cmd_summary(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from workflow.tracking.summary import print_summary
+    from workflow.wandb_driver.summary import print_summary
 
     return print_summary(args.run_dir, as_json=args.json)
 
@@ -219,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     try:
-        return COMMANDS[args.command](args, argv)
+        with sinfo_once():  # the pre-flight check and the backend share one answer
+            return COMMANDS[args.command](args, argv)
     except WorkflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -7,11 +7,12 @@ output.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from workflow.config import Config
@@ -182,8 +183,43 @@ def slurm_available() -> bool:
     return shutil.which("sbatch") is not None and shutil.which("sinfo") is not None
 
 
+@dataclass
+class _Answers:
+    """What the cluster said inside a :func:`sinfo_once` block."""
+
+    partitions: dict[str, Partition] | None = None
+
+
+#: The open :func:`sinfo_once` block's answers; None outside one.
+_answers: _Answers | None = None
+
+
+@contextlib.contextmanager
+def sinfo_once() -> Iterator[None]:
+    """Within this block sinfo is asked at most once: :func:`query_partitions` keeps its first answer.
+
+    One command is one block (:func:`workflow.cli.main`), so a run's pre-flight check and its Slurm backend's
+    check (or the backends of every run ``compare`` makes) share one answer; partitions do not change while a
+    run starts. Outside a block every call asks. An inner block shares the outer one's answer.
+    """
+    global _answers
+    if _answers is not None:
+        yield
+        return
+    _answers = _Answers()
+    try:
+        yield
+    finally:
+        _answers = None
+
+
 def query_partitions() -> dict[str, Partition]:
-    return parse_sinfo(_run(["sinfo", "-h", "-o", "%R|%l|%G|%a"]))
+    """The cluster's partitions, from sinfo (inside :func:`sinfo_once`, asked the first time only)."""
+    if _answers is None:
+        return parse_sinfo(_run(["sinfo", "-h", "-o", "%R|%l|%G|%a"]))
+    if _answers.partitions is None:
+        _answers.partitions = parse_sinfo(_run(["sinfo", "-h", "-o", "%R|%l|%G|%a"]))
+    return dict(_answers.partitions)
 
 
 def query_max_array_size() -> int:

@@ -33,7 +33,7 @@ from workflow.space import SearchSpace
 from workflow.store.atomic import atomic_write_text
 from workflow.store.rundir import prepare_run_dir
 from workflow.tables import csv_text, ranked, running_best, top_table
-from workflow.tracking.experiment import with_tracking
+from workflow.wandb_driver.experiment import with_tracking
 
 log = logging.getLogger(__name__)
 

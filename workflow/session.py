@@ -20,7 +20,7 @@ from workflow.logs import log_to_console, log_to_file
 from workflow.progress import LogProgress, RichProgress
 from workflow.stopping import DriverSignal, forget_stop, stop_on
 from workflow.store.layout import DRIVER_LOG
-from workflow.tracking.experiment import with_tracking
+from workflow.wandb_driver.experiment import with_tracking
 
 log = logging.getLogger("workflow")
 

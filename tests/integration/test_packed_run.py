@@ -12,9 +12,9 @@ import yaml
 from tests.support import genes
 from workflow.config import TaskConfig, TrainConfig
 from workflow.records import Candidate
-from workflow.tracking.readback import offline_records
 from workflow.tracking.spec import TrackingSpec
 from workflow.trainer import evaluate_pack
+from workflow.wandb_driver.readback import offline_records
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "smoke.yaml"

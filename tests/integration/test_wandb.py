@@ -16,8 +16,8 @@ from workflow.config import load_config
 from workflow.evaluate import EvaluationSpec, run_pack
 from workflow.records import Candidate
 from workflow.store import RunStore
-from workflow.tracking.readback import offline_files, offline_records, read_offline_run
 from workflow.tracking.spec import TrackingSpec
+from workflow.wandb_driver.readback import offline_files, offline_records, read_offline_run
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "smoke.yaml"

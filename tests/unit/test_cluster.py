@@ -98,3 +98,31 @@ def test_safe_strings_pass():
     validate_slurm_strings(_config(partition="gpu-a100", account="proj_42", qos="normal",
                                    additional_parameters={"constraint": "a100", "mail-type": "END"},
                                    setup=["module load cuda/12.4", "source /home/u/venv/bin/activate"]))
+
+
+def test_sinfo_is_asked_once_inside_a_sinfo_once_block_and_every_time_outside(monkeypatch):
+    import workflow.cluster as cluster
+
+    asked = []
+
+    def run(command, timeout=30.0):
+        asked.append(command[0])
+        if len(asked) == 3:
+            raise cluster.ClusterError("sinfo: no answer")  # a failed ask is not remembered
+        return "gpu|infinite|gpu:2|up\n"
+
+    monkeypatch.setattr(cluster, "_run", run)
+    cluster.query_partitions()
+    cluster.query_partitions()
+    assert asked == ["sinfo", "sinfo"]
+    with cluster.sinfo_once():
+        with pytest.raises(cluster.ClusterError):
+            cluster.query_partitions()
+        first = cluster.query_partitions()
+        first.clear()  # a caller's copy: the kept answer stays whole
+        with cluster.sinfo_once():
+            assert set(cluster.query_partitions()) == {"gpu"}
+        assert set(cluster.query_partitions()) == {"gpu"}
+    assert len(asked) == 4
+    cluster.query_partitions()
+    assert len(asked) == 5

@@ -1,4 +1,5 @@
-"""The house's layering: every module imports only modules of its own layer or lower ones, and nothing loops.
+"""The house's layering: every package lies on one layer, every module imports only modules of its own layer or
+lower ones, and nothing loops.
 
 Every ``import`` of the package is read with ``ast`` (top level, inside functions, under ``TYPE_CHECKING``,
 relative ones), so an import hidden in a function counts like any other. Importing ``a.b.c`` also runs the
@@ -8,14 +9,16 @@ packages ``a`` and ``a.b``, so those count too. A failure prints the offending c
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "workflow"
 
-#: The declared layers, lowest first: a module belongs to the most specific prefix listed.
+#: The declared layers, lowest first: a module belongs to the most specific prefix listed. A package lies on one
+#: layer: only ``workflow`` and its direct children (``workflow.<name>``) are listed, and a package whose halves
+#: belong on two layers is two packages.
 LAYERS: dict[str, int] = {
     # L0: plain values and tables everyone shares
     "workflow": 0, "workflow.errors": 0, "workflow.records": 0, "workflow.faults": 0, "workflow.space": 0,
@@ -27,15 +30,13 @@ LAYERS: dict[str, int] = {
     "workflow.packing": 2, "workflow.datasets": 2,
     # L3: the compute side: what an evaluation runs (objectives, the built-in trainer, W&B's compute half)
     "workflow.evaluate": 3, "workflow.objectives": 3, "workflow.trainer": 3, "workflow.tracking": 3,
-    "workflow.tracking.spec": 3, "workflow.tracking.evaluation": 3,
     # L4: where evaluations run
     "workflow.backends": 4,
     # L5: the one loop, and the checks made before it starts
     "workflow.driver": 5, "workflow.preflight": 5,
     # L6: what watches or combines runs: islands, W&B's driver half, report, status, progress
-    "workflow.islands": 6, "workflow.tracking.readback": 6, "workflow.tracking.check": 6,
-    "workflow.tracking.experiment": 6, "workflow.tracking.sync": 6, "workflow.tracking.summary": 6,
-    "workflow.report": 6, "workflow.status": 6, "workflow.progress": 6,
+    "workflow.islands": 6, "workflow.wandb_driver": 6, "workflow.report": 6, "workflow.status": 6,
+    "workflow.progress": 6,
     # L7: entry points
     "workflow.compare": 7, "workflow.session": 7, "workflow.cli": 7, "workflow.__main__": 7,
 }
@@ -44,7 +45,7 @@ LAYERS: dict[str, int] = {
 COMPUTE_ROOTS = ("workflow.backends.slurm_task", "workflow.evaluate")
 DRIVER_SIDE = ("workflow.driver", "workflow.islands", "workflow.report", "workflow.status", "workflow.compare",
                "workflow.cli", "workflow.session", "workflow.progress", "workflow.preflight",
-               "workflow.tracking.experiment", "workflow.tracking.sync", "workflow.tracking.summary")
+               "workflow.wandb_driver")
 
 
 def module_name(path: Path) -> str:
@@ -57,13 +58,19 @@ def module_name(path: Path) -> str:
 MODULES: dict[str, Path] = {module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
 
 
-def layer_of(module: str) -> int:
+def layer_of(module: str, layers: dict[str, int] | None = None) -> int:
+    layers = LAYERS if layers is None else layers
     parts = module.split(".")
     for end in range(len(parts), 0, -1):
         prefix = ".".join(parts[:end])
-        if prefix in LAYERS:
-            return LAYERS[prefix]
+        if prefix in layers:
+            return layers[prefix]
     raise AssertionError(f"{module} is in no declared layer: add it to LAYERS in {__file__}")
+
+
+def top_package(module: str) -> str:
+    """``workflow.<name>``: the top-level package (or module) ``module`` belongs to; ``workflow`` itself."""
+    return ".".join(module.split(".")[:2])
 
 
 def _resolve(module: str, node: ast.ImportFrom) -> str:
@@ -107,6 +114,21 @@ GRAPH: dict[str, set[str]] = {m: imports_of(m) for m in MODULES}
 def test_every_module_has_a_layer():
     for module in MODULES:
         layer_of(module)
+
+
+def straddling(layers: dict[str, int], modules: Iterable[str]) -> list[str]:
+    """LAYERS entries below a top-level package, and modules on another layer than their top-level package."""
+    found = [f"{name} (L{layers[name]}) is listed inside {top_package(name)} (L{layer_of(top_package(name), layers)})"
+             for name in sorted(layers) if name.count(".") > 1]
+    found += [f"{m} (L{layer_of(m, layers)}) lies in {top_package(m)} (L{layer_of(top_package(m), layers)})"
+              for m in sorted(modules) if layer_of(m, layers) != layer_of(top_package(m), layers)]
+    return found
+
+
+def test_every_package_lies_on_one_layer():
+    found = straddling(LAYERS, MODULES)
+    assert not found, ("a package straddles layers (split it into one package per layer, as tracking and "
+                       "wandb_driver are):\n" + "\n".join(found))
 
 
 def upward(graph: dict[str, set[str]]) -> list[str]:
@@ -185,3 +207,12 @@ def test_a_deliberate_upward_import_is_found_wherever_it_hides(tmp_path, monkeyp
     graph = {**GRAPH, "workflow.records": imports_of("workflow.records")}
     assert target in graph["workflow.records"]
     assert f"workflow.records (L0) -> {target} (L{layer_of(target)})" in upward(graph)
+
+
+@pytest.mark.parametrize("entry", [("workflow.tracking.readback", 6), ("workflow.trainer.packed", 4),
+                                   ("workflow.wandb_driver.check", 6)])
+def test_a_deliberate_straddling_entry_is_found(entry):
+    # Even an entry that agrees with its package is refused: a module listed alone is one step from straddling.
+    name, layer = entry
+    found = straddling({**LAYERS, name: layer}, MODULES)
+    assert found and all(line.startswith(name) for line in found)

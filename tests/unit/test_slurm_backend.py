@@ -114,3 +114,22 @@ def test_without_a_limit_a_batch_is_one_array(tmp_path):
     batch = [cand(f"e{i}", 80 + i, i) for i in range(1, 6)]
     sink, fake = _run(lambda names, attempt: "COMPLETED", tmp_path, batch=batch)
     assert fake.sbatch_calls == 1 and fake.most_queued == 5 and len(sink.results) == 5
+
+
+def test_one_slurm_run_asks_sinfo_once(tmp_path, monkeypatch, capsys):
+    # `run` end to end in this process (pre-flight, run directory, driver, Slurm backend): the pre-flight check
+    # and the backend's own check share sinfo's one answer. The driver's process-wide set-up (log handlers,
+    # signal handlers) is left out so that nothing outlives the test.
+    import workflow.session
+    from tests.contract.test_backends import OBJECTIVE, SETTINGS
+    from tests.support import SMOKE
+    from workflow.cli import main
+
+    for name in ("log_to_console", "log_to_file", "stop_on"):
+        monkeypatch.setattr(workflow.session, name, lambda *args, **kwargs: None)
+    with FakeSlurm() as fake:
+        status = main(["run", str(SMOKE), *OBJECTIVE, *SETTINGS["slurm-fake"], "optimizer.generations=1",
+                       "--run-dir", str(tmp_path / "run"), "--no-report"])
+    assert status == 0, capsys.readouterr().err
+    assert "finished: 4 evaluations (0 failed)" in capsys.readouterr().out
+    assert fake.sbatch_calls == 1 and fake.asked["sinfo"] == 1

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
+import workflow.tracking.evaluation as evaluation
 from tests.support import genes
 from workflow.config import from_mapping
 from workflow.records import Candidate, Result
 from workflow.store import RunStore
 from workflow.tables import markdown_table
-from workflow.tracking.check import compare
-from workflow.tracking.evaluation import EvaluationTracker, evaluation_config, result_summary
-from workflow.tracking.readback import RunRecord
+from workflow.tracking.evaluation import evaluation_config, result_summary, tracked_evaluation
 from workflow.tracking.spec import TrackingSpec, make_run_id, run_dir_tag
-from workflow.tracking.summary import columns, summary_rows
+from workflow.wandb_driver.check import compare
+from workflow.wandb_driver.readback import RunRecord
+from workflow.wandb_driver.summary import columns, summary_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "MARKER-unit-7f3c9e1d2b"
@@ -94,11 +95,90 @@ def test_island_run_directory_gets_its_group_from_the_journal(tmp_path):
 def test_only_rank_zero_tracks_when_several_processes_train_one_evaluation(tmp_path, monkeypatch):
     spec = TrackingSpec(mode="offline", project="p", entity=None, group="g", dir=str(tmp_path / "wandb"), tag="t")
     monkeypatch.setenv("SLURM_PROCID", "1")
-    tracker = EvaluationTracker.start(spec, _cand())
-    assert not tracker.active
-    tracker.log_epoch({"val_mse": 1.0}, 1)
-    tracker.finish(Result("fitness-1-1", "ok", 1.0))
+    with tracked_evaluation(spec, _cand()) as tracker:
+        assert not tracker.active
+        tracker.log_epoch({"val_mse": 1.0}, 1)
+        tracker.set_result(Result("fitness-1-1", "ok", 1.0))
     assert not (tmp_path / "wandb").exists()
+
+
+# ------------------------------------------------------------------------------ an evaluation's run
+
+
+class _FakeRun:
+    """What :func:`tracked_evaluation` does to a wandb run: metrics defined, rows logged, summary, finish."""
+
+    def __init__(self, fail_on=""):
+        self.rows, self.summary, self.exit_codes, self.fail_on = [], {}, [], fail_on
+
+    def define_metric(self, *args, **kwargs):
+        pass
+
+    def log(self, row):
+        if self.fail_on == "log":
+            raise RuntimeError(f"log failed, key {MARKER}")
+        self.rows.append(row)
+
+    def finish(self, exit_code=0):
+        self.exit_codes.append(exit_code)
+
+
+@pytest.fixture
+def fake_run(monkeypatch, tmp_path):
+    """(the spec, the runs that ``init_run`` opened): W&B faked at ``init_run``, the key set to MARKER."""
+    opened = []
+
+    def init_run(spec, **kwargs):
+        opened.append(_FakeRun(fail_on=os.environ.get("FAKE_RUN_FAILS", "")))
+        return opened[-1]
+
+    monkeypatch.setattr(evaluation, "init_run", init_run)
+    monkeypatch.setenv("WANDB_API_KEY", MARKER)
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("SLURM_PROCID", raising=False)
+    spec = TrackingSpec(mode="offline", project="p", entity=None, group="g", dir=str(tmp_path / "wandb"), tag="t")
+    return spec, opened
+
+
+def test_a_tracked_evaluation_logs_its_epochs_and_closes_with_its_result(fake_run):
+    spec, opened = fake_run
+    with tracked_evaluation(spec, _cand()) as tracker:
+        tracker.log_epoch({"val_mse": 0.5}, 1)
+        tracker.set_result(Result("fitness-1-1", "ok", 0.25, {"val_mse": 0.25}, seconds=2.0))
+    (run,) = opened
+    assert run.rows == [{"val_mse": 0.5, "epoch": 1}] and run.exit_codes == [0]
+    assert run.summary == {"status": "ok", "fitness": 0.25, "val_mse": 0.25, "seconds": 2.0}
+    assert not tracker.active
+
+
+def test_a_tracked_evaluation_that_raises_closes_its_run_as_failed_and_the_exception_goes_on(fake_run):
+    spec, opened = fake_run
+    with pytest.raises(ValueError, match="boom") as raised, tracked_evaluation(spec, _cand()):
+        raise ValueError(f"boom with {MARKER} in it")
+    (run,) = opened
+    assert run.exit_codes == [1] and run.summary["status"] == "failed"
+    assert run.summary["reason"] == "ValueError: boom with *** in it"  # the key never reaches W&B
+    assert MARKER in str(raised.value)  # the exception itself is unchanged
+
+
+def test_a_tracked_evaluation_without_a_result_is_closed_as_failed(fake_run):
+    spec, opened = fake_run
+    with tracked_evaluation(spec, _cand()):
+        pass
+    assert opened[0].exit_codes == [1] and opened[0].summary["reason"] == "the evaluation gave its W&B run no result"
+
+
+def test_w_and_b_trouble_is_logged_once_and_the_evaluation_goes_on(fake_run, monkeypatch, caplog):
+    spec, opened = fake_run
+    monkeypatch.setenv("FAKE_RUN_FAILS", "log")
+    with tracked_evaluation(spec, _cand()) as tracker:
+        for epoch in (1, 2, 3):
+            tracker.log_epoch({"val_mse": 1.0}, epoch)
+        tracker.set_result(Result("fitness-1-1", "ok", 1.0))
+    warnings = [r.getMessage() for r in caplog.records if r.name == "workflow.tracking"]
+    assert len(warnings) == 1 and warnings[0].startswith("W&B: logging an epoch failed (RuntimeError")
+    assert MARKER not in caplog.text
+    assert opened[0].exit_codes == [1]  # given up at the first error, never finished with the summary
 
 
 # -------------------------------------------------------------------------------------- summaries
@@ -178,7 +258,7 @@ _SCRIPT = textwrap.dedent("""
     from tests.support import genes
     from workflow.records import Candidate
     from tests.support import genes
-    from workflow.tracking.readback import offline_files
+    from workflow.wandb_driver.readback import offline_files
     from workflow.tracking.spec import TrackingSpec
 
     tmp, case = Path(sys.argv[1]), sys.argv[2]

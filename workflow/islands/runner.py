@@ -45,7 +45,7 @@ from workflow.store import RunState, RunStore
 from workflow.store.events import Emigrated, Finished, Immigrated, Replaced, decode_migrants, encode_migrants
 from workflow.store.layout import DRIVER_LOG, ISLANDS, RESULTS, island_dir
 from workflow.store.results import write_results_file
-from workflow.tracking.experiment import with_tracking
+from workflow.wandb_driver.experiment import with_tracking
 
 log = logging.getLogger(__name__)
 

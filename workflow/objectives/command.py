@@ -21,7 +21,7 @@ from workflow.objectives.placeholders import check_argv, render_argv
 from workflow.objectives.process import command_environment, install_termination_handler, run_command
 from workflow.records import Candidate, Result
 from workflow.scoring import scored
-from workflow.tracking.evaluation import EvaluationTracker
+from workflow.tracking.evaluation import tracked_evaluation
 from workflow.tracking.spec import TrackingSpec
 
 #: Placeholders every command may use besides the genes.
@@ -37,9 +37,8 @@ def evaluate(candidate: Candidate, objective: ObjectiveConfig, workdir: Path,
              tracking: TrackingSpec | None = None) -> Result:
     """Run the command for ``candidate``; a non-zero exit or missing metrics is a failed result."""
     install_termination_handler()  # a worker stopped with SIGTERM takes its child down with it
-    tracker = EvaluationTracker.start(tracking, candidate)
-    start = time.monotonic()
-    try:
+    with tracked_evaluation(tracking, candidate) as tracker:
+        start = time.monotonic()
         attempt = start_attempt(workdir)
         values = {**candidate.hparams, "name": candidate.name, "seed": candidate.seed,
                   "workdir": str(workdir.resolve()), "attempt": attempt}
@@ -59,8 +58,5 @@ def evaluate(candidate: Candidate, objective: ObjectiveConfig, workdir: Path,
                                     f"no metrics.json{note}; stderr: {stderr}", seconds=seconds)
         else:
             result = scored(candidate.name, outcome.metrics, objective, seconds)
-    except BaseException as exc:
-        tracker.fail(f"{type(exc).__name__}: {exc}")
-        raise
-    tracker.finish(result)
+        tracker.set_result(result)
     return result

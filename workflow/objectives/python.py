@@ -20,7 +20,7 @@ from workflow.config import ObjectiveConfig
 from workflow.objectives.context import make_context
 from workflow.records import Candidate, Result
 from workflow.scoring import as_metrics, scored
-from workflow.tracking.evaluation import EvaluationTracker
+from workflow.tracking.evaluation import tracked_evaluation
 from workflow.tracking.spec import TrackingSpec
 
 Objective = Callable[[dict[str, Any], Any], object]
@@ -70,14 +70,10 @@ def evaluate(candidate: Candidate, objective: ObjectiveConfig, workdir: Path,
              tracking: TrackingSpec | None = None) -> Result:
     """Call the function for ``candidate`` and score what it returns (exceptions propagate)."""
     function = load_function(objective)
-    tracker = EvaluationTracker.start(tracking, candidate)
-    start = time.monotonic()
-    try:
+    with tracked_evaluation(tracking, candidate) as tracker:
+        start = time.monotonic()
         context = make_context(candidate, workdir, reporter=lambda step, m: tracker.log_epoch(m, step))
         returned = function(dict(candidate.hparams), context)
         result = scored(candidate.name, as_metrics(returned, objective), objective, time.monotonic() - start)
-    except BaseException as exc:
-        tracker.fail(f"{type(exc).__name__}: {exc}")
-        raise
-    tracker.finish(result)
+        tracker.set_result(result)
     return result

@@ -1,6 +1,7 @@
-"""Weights & Biases: one run per evaluation, written where the evaluation runs, collected after the jobs finish.
+"""Weights & Biases on the compute side: one run per evaluation, written where the evaluation runs.
 
-Compute side (what a Slurm task imports): :mod:`~workflow.tracking.spec`, :mod:`~workflow.tracking.evaluation`.
-Driver side: :mod:`~workflow.tracking.readback`, :mod:`~workflow.tracking.check`,
-:mod:`~workflow.tracking.experiment`, :mod:`~workflow.tracking.sync`, :mod:`~workflow.tracking.summary`.
+:mod:`~workflow.tracking.spec` is the picklable spec every process gets (run ids, the key kept out of
+messages); :mod:`~workflow.tracking.evaluation` opens, logs and closes an evaluation's run. What the driver does
+with those runs afterwards (read them back, check them, the experiment run, ``sync``, ``summary``) is
+:mod:`workflow.wandb_driver`, a layer above.
 """

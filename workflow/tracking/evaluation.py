@@ -1,15 +1,18 @@
 """W&B on the compute side: one run per evaluation, opened where the evaluation runs.
 
-:class:`EvaluationTracker` opens the evaluation's run (fixed id, ``resume="allow"``), logs one row per epoch
-and the final summary. Any W&B trouble is logged once and training goes on without tracking. ``wandb`` is
-imported inside functions only: with ``tracking.mode=disabled`` nothing here runs at all.
+Every objective kind and trainer engine wraps its evaluation in :func:`tracked_evaluation`, the one place that
+opens the evaluation's run (fixed id, ``resume="allow"``), closes it with the final summary, or as failed with
+the exception's reason when the evaluation raises. Inside, an :class:`EvaluationTracker` logs one row per
+epoch. Any W&B trouble is logged once and training goes on without tracking. ``wandb`` is imported inside
+functions only: with ``tracking.mode=disabled`` nothing here runs at all.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -98,8 +101,31 @@ def _process_rank() -> int:
     return 0
 
 
+@contextmanager
+def tracked_evaluation(spec: TrackingSpec | None, candidate: Candidate, task: BaseModel | None = None,
+                       train: BaseModel | None = None) -> Iterator[EvaluationTracker]:
+    """``candidate``'s W&B run around the block that evaluates it: opened on entry, closed on the way out.
+
+    The block logs epochs with ``tracker.log_epoch`` and gives its result to ``tracker.set_result``; leaving the
+    block closes the run with that result as the final summary. When the block raises, the run is closed as
+    failed with the exception's reason (``<type>: <message>``) and the exception goes on unchanged. Nothing
+    here raises because of W&B: its first error is logged once and the rest of the run goes untracked. With
+    ``spec`` None (tracking disabled) nothing is imported or written.
+    """
+    tracker = EvaluationTracker.start(spec, candidate, task, train)
+    try:
+        yield tracker
+    except BaseException as exc:
+        tracker.finish(Result.failure(candidate.name, f"{type(exc).__name__}: {exc}"))
+        raise
+    result = tracker.result
+    tracker.finish(result if result is not None else
+                   Result.failure(candidate.name, "the evaluation gave its W&B run no result"))
+
+
 class EvaluationTracker:
-    """One evaluation's W&B run. Never raises: after the first W&B error it logs a warning and goes quiet.
+    """One evaluation's W&B run, as :func:`tracked_evaluation` yields it. Never raises: after the first W&B
+    error it logs a warning and goes quiet.
 
     ``EvaluationTracker.start(None, ...)`` (tracking disabled) imports nothing and does nothing; neither does
     it on ranks other than 0 when several processes train one evaluation (only rank 0 logs).
@@ -107,14 +133,21 @@ class EvaluationTracker:
 
     def __init__(self, run: Any | None = None) -> None:
         self._run = run
+        #: What the evaluation returned (:meth:`set_result`): the run's final summary.
+        self.result: Result | None = None
 
     @property
     def active(self) -> bool:
         return self._run is not None
 
+    def set_result(self, result: Result) -> None:
+        """The evaluation's result, written as the run's final summary when :func:`tracked_evaluation` ends."""
+        self.result = result
+
     @classmethod
     def start(cls, spec: TrackingSpec | None, candidate: Candidate, task: BaseModel | None = None,
               train: BaseModel | None = None) -> EvaluationTracker:
+        """Open the run (use :func:`tracked_evaluation`, which also closes it)."""
         if spec is None or _process_rank() != 0:
             return cls(None)
         try:
@@ -137,7 +170,8 @@ class EvaluationTracker:
             self._abandon("logging an epoch", exc)
 
     def finish(self, result: Result) -> None:
-        """Write the final summary and close the run (exit code 1 for a failed result)."""
+        """Write the final summary and close the run (exit code 1 for a failed result); called by
+        :func:`tracked_evaluation` on its way out."""
         if self._run is None:
             return
         try:
@@ -146,10 +180,6 @@ class EvaluationTracker:
         except Exception as exc:  # noqa: BLE001
             self._abandon("finishing the run", exc)
         self._run = None
-
-    def fail(self, reason: str) -> None:
-        """Close the run after training raised (the worker turns the exception into a failed result)."""
-        self.finish(Result.failure("", reason))
 
     def _abandon(self, what: str, exc: BaseException) -> None:
         warn(what, exc)

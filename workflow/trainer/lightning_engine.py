@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from workflow.config import ObjectiveConfig, TaskConfig, TrainConfig
 from workflow.records import Candidate, Result
-from workflow.tracking.evaluation import EvaluationTracker
+from workflow.tracking.evaluation import EvaluationTracker, tracked_evaluation
 from workflow.tracking.spec import TrackingSpec
 from workflow.trainer.common import EVAL_BATCH_SIZE, Settings, fitness_metric, make_optimizer, metrics_result
 from workflow.trainer.cost import mlp_cost
@@ -248,13 +248,9 @@ def train_one(candidate: Candidate, task: TaskConfig, train: TrainConfig, workdi
     With ``tracking``, the evaluation logs to its W&B run (see :mod:`workflow.tracking`): per-epoch metrics
     and the result as summary. W&B trouble is logged and never changes the result.
     """
-    tracker = EvaluationTracker.start(tracking, candidate, task, train)
-    try:
+    with tracked_evaluation(tracking, candidate, task, train) as tracker:
         result = _train(candidate, task, train, workdir, tracker, objective)
-    except BaseException as exc:
-        tracker.fail(f"{type(exc).__name__}: {exc}")
-        raise
-    tracker.finish(result)
+        tracker.set_result(result)
     return result
 
 

@@ -36,7 +36,7 @@ import torch
 from workflow.config import ObjectiveConfig, TaskConfig, TrainConfig
 from workflow.packing import device_pack_size
 from workflow.records import Candidate, Result
-from workflow.tracking.evaluation import EvaluationTracker
+from workflow.tracking.evaluation import tracked_evaluation
 from workflow.tracking.spec import TrackingSpec
 from workflow.trainer.common import Settings
 from workflow.trainer.data import TaskData, load_task
@@ -122,16 +122,21 @@ def _train_chunk(candidates: Sequence[Candidate], task: TaskConfig, data: TaskDa
         results = pack.results()
     except BaseException as exc:
         if tracking is not None:
-            for k, candidate in enumerate(candidates):
-                tracker = EvaluationTracker.start(tracking, candidate, task, train)
-                for row in pack.history[k] if pack is not None else []:
-                    tracker.log_epoch(row, int(row["epochs"]))
-                tracker.fail(f"{type(exc).__name__}: {exc}")
+            reason = f"{type(exc).__name__}: {exc}"
+            _track(tracking, candidates, task, train, pack, [Result.failure(c.name, reason) for c in candidates])
         raise
     if tracking is not None:
-        for k, (candidate, result) in enumerate(zip(candidates, results)):
-            tracker = EvaluationTracker.start(tracking, candidate, task, train)
-            for row in pack.history[k]:
-                tracker.log_epoch(row, int(row["epochs"]))
-            tracker.finish(result)
+        _track(tracking, candidates, task, train, pack, results)
     return results
+
+
+def _track(tracking: TrackingSpec, candidates: Sequence[Candidate], task: TaskConfig, train: TrainConfig,
+           pack: Pack | None, results: Sequence[Result]) -> None:
+    """Each member's W&B run, after the pack trained: its epochs replayed from the pack's history, then its
+    result. One after another, since wandb has one run open per process; a pack that raised gives every
+    member the failure (and the epochs it got through)."""
+    for k, (candidate, result) in enumerate(zip(candidates, results)):
+        with tracked_evaluation(tracking, candidate, task, train) as tracker:
+            for row in pack.history[k] if pack is not None else []:
+                tracker.log_epoch(row, int(row["epochs"]))
+            tracker.set_result(result)

@@ -18,8 +18,8 @@ from workflow.space import SearchSpace
 from workflow.store import RunStore
 from workflow.store.atomic import atomic_write_text
 from workflow.tables import csv_text, markdown_table
-from workflow.tracking.readback import RunRecord, evaluation_records, offline_files
 from workflow.tracking.spec import FITNESS_KEY, STATUS_KEY, WANDB_DIRNAME, TrackingError, TrackingSpec, run_dir_tag
+from workflow.wandb_driver.readback import RunRecord, evaluation_records, offline_files
 
 CSV_NAME, MD_NAME = "wandb_summary.csv", "wandb_summary.md"
 

@@ -147,7 +147,7 @@ def collect(spec: TrackingSpec, candidates: Sequence[Candidate]) -> dict[str, Ru
     """{evaluation name: its W&B record} for ``candidates`` (missing runs are left out).
 
     Online: the W&B API, then the offline files for runs whose online init failed (kept offline, see
-    :func:`_init_run`). Offline: the files.
+    :func:`workflow.tracking.evaluation.init_run`). Offline: the files.
     """
     ids = {spec.run_id(c.name, c.island): c.name for c in candidates}
     records = online_records(spec, ids) if spec.mode == "online" else {}

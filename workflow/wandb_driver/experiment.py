@@ -12,10 +12,10 @@ from workflow.records import Candidate, Evaluated
 from workflow.store.events import WandbChecked
 from workflow.store.results import columns as results_columns
 from workflow.store.results import results_row
-from workflow.tracking.check import compare
 from workflow.tracking.evaluation import init_run
-from workflow.tracking.readback import collect
 from workflow.tracking.spec import EXPERIMENT, TrackingSpec, log, warn
+from workflow.wandb_driver.check import compare
+from workflow.wandb_driver.readback import collect
 
 if TYPE_CHECKING:
     from workflow.config import Config

@@ -11,8 +11,8 @@ from urllib.parse import urlparse
 
 from workflow.store import RunStore
 from workflow.tracking.evaluation import base_url, reachable
-from workflow.tracking.readback import offline_files
 from workflow.tracking.spec import WANDB_DIRNAME, TrackingError
+from workflow.wandb_driver.readback import offline_files
 
 
 def unsynced_runs(wandb_dir: Path | str) -> tuple[list[Path], int]:

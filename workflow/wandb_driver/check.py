@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from workflow.records import Candidate, Result
-from workflow.tracking.readback import RunRecord
 from workflow.tracking.spec import FITNESS_KEY, STATUS_KEY
+from workflow.wandb_driver.readback import RunRecord
 
 
 def _close(a: Any, b: float) -> bool:
