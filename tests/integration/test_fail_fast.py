@@ -10,6 +10,7 @@ import pytest
 
 from tests.support import ROOT, SMOKE, cli
 from workflow.store import RunStore
+from workflow.store.events import ConfigChanged
 
 BROKEN = ["backend.name=inline", "objective.kind=python", f"objective.path={ROOT}",
           "objective.function=tests.objectives.landscape:fails_unless_ready"]
@@ -43,8 +44,8 @@ def test_resume_accepts_runtime_overrides_only(tmp_path):
     assert refused.stderr.strip() == (f"error: resume {run_dir}: optimizer.generations cannot change on resume (only "
                                       "the backend, slurm, tracking sections can); start another run directory")
     cli("resume", run_dir, "backend.timeout_s=5")
-    changed = [e for e in RunStore(run_dir).events() if e["event"] == "config_changed"]
-    assert changed and changed[-1]["diff"] == ["backend.timeout_s: 300.0 -> 5.0"]
+    changed = [e for e in RunStore(run_dir).events() if isinstance(e, ConfigChanged)]
+    assert changed and changed[-1].diff == ("backend.timeout_s: 300.0 -> 5.0",)
 
 
 def test_missing_image_data_is_refused_before_the_run_directory_exists(tmp_path):

@@ -2,12 +2,19 @@
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+
+from workflow.store import RunStore
+from workflow.store.events import Emigrated, Event, Immigrated, ResultRecorded
+
+E = TypeVar("E", bound=Event)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.mpi, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -30,9 +37,8 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def _events(path: Path, kind: str) -> list[dict]:
-    lines = (path / "journal.jsonl").read_text().splitlines()
-    return [e for e in map(json.loads, lines) if e["event"] == kind]
+def _events(path: Path, kind: type[E]) -> list[E]:
+    return [e for e in RunStore(path).events() if isinstance(e, kind)]
 
 
 def test_three_islands_on_two_partitions(tmp_path, mpi_runtime):
@@ -44,10 +50,10 @@ def test_three_islands_on_two_partitions(tmp_path, mpi_runtime):
         island = run_dir / "islands" / f"island-{k}"
         rows = _rows(island / "results.csv")
         assert len(rows) == 12 and all(r["status"] == "ok" and r["island"] == str(k) for r in rows)
-        sent = _events(island, "emigrated")
-        assert [e["batch"] for e in sent] == [1, 2] and all(e["to"] == [(k + 1) % 3] for e in sent)
-        for event in _events(island, "immigrated"):
-            assert event["from"] == (k - 1) % 3 and event["migrants"][0]["result"]["fitness"] is not None
+        sent = _events(island, Emigrated)
+        assert [e.generation for e in sent] == [1, 2] and all(e.to == ((k + 1) % 3,) for e in sent)
+        for event in _events(island, Immigrated):
+            assert event.sender == (k - 1) % 3 and math.isfinite(event.migrants[0].result.fitness)
         array = rows[0]["job_id"].split("_")[0]
         out = subprocess.run(["sacct", "-n", "-X", "-P", "-j", array, "-o", "Partition"], capture_output=True,
                              text=True, check=True).stdout.split()
@@ -85,5 +91,5 @@ def test_killing_one_rank_ends_the_job_and_resume_completes_it(tmp_path, mpi_run
         island = run_dir / "islands" / f"island-{k}"
         rows = _rows(island / "results.csv")
         assert len(rows) == 12 and len({r["name"] for r in rows}) == 12
-        results = _events(island, "result")
-        assert len(results) == len({e["result"]["name"] for e in results}) == 12
+        results = _events(island, ResultRecorded)
+        assert len(results) == len({e.result.name for e in results}) == 12

@@ -19,6 +19,7 @@ from tests.support import ROOT, SMOKE, cli
 from workflow.config import load_config
 from workflow.front import front_hypervolume
 from workflow.store import RunStore
+from workflow.store.events import ResultRecorded
 
 PARETO = ["optimizer.objectives=[{metric: val_mse}, {metric: n_params}]", "optimizer.bo.initial_points=3",
           "task.n_samples=300"]
@@ -91,8 +92,7 @@ def test_sinewave_pareto_on_slurm_resumes_exactly_after_kill_9(tmp_path, optimiz
                  r["n_params"]) for r in _rows(run_dir)]
 
     assert searched(crashed) == searched(baseline)
-    journal = [json.loads(line) for line in (crashed / "journal.jsonl").read_text().splitlines()]
-    results = [e["result"]["name"] for e in journal if e["event"] == "result"]
+    results = [e.result.name for e in RunStore(crashed).events() if isinstance(e, ResultRecorded)]
     assert len(results) == len(set(results)) == 8
     assert (crashed / "report" / "pareto.png").exists()
     assert json.loads(cli("status", crashed, "--json").stdout)["pareto"] == \

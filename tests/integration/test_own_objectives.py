@@ -17,6 +17,7 @@ import pytest
 
 from tests.support import ROOT, cli
 from workflow.store import RunStore
+from workflow.store.events import ResultRecorded, Submission
 from workflow.tasks import MLP_MEASURED_METRICS
 
 EXAMPLES = ROOT / "configs" / "examples"
@@ -81,7 +82,7 @@ def test_own_objectives_through_slurm(project, tmp_path, kind, optimizer):
 
 def _sacct_names(run_dir) -> list[str]:
     """The job name of every Slurm task sacct knows for this run's submissions (one line per task)."""
-    tags = {e["tag"] for e in RunStore(run_dir).events() if e.get("tag")}
+    tags = {e.tag for e in RunStore(run_dir).events() if isinstance(e, Submission) and e.tag}
     out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobName", "--name", ",".join(sorted(tags)),
                           "-S", "now-1hours"], capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if line]
@@ -101,8 +102,8 @@ def test_kill_9_and_resume_on_slurm_give_the_same_results_once_each(project, tmp
     whole, cut = _rows(tmp_path / "whole"), _rows(tmp_path / "cut")
     genes = [k for k in whole[0] if k not in ("job_id", "seconds", "reason", *MLP_MEASURED_METRICS)]
     assert [[r[k] for k in genes] for r in whole] == [[r[k] for k in genes] for r in cut]
-    results = [e for e in RunStore(tmp_path / "cut").events() if e["event"] == "result"]
-    assert len(results) == len({e["result"]["name"] for e in results}) == 4
+    results = [e for e in RunStore(tmp_path / "cut").events() if isinstance(e, ResultRecorded)]
+    assert len(results) == len({e.result.name for e in results}) == 4
     # Each evaluation ran once: two arrays of two tasks (sacct writes array tasks a few seconds late: wait).
     deadline = time.monotonic() + 30
     while len(_sacct_names(tmp_path / "cut")) < 4 and time.monotonic() < deadline:
@@ -142,7 +143,7 @@ def test_time_limited_objectives_are_requeued_and_finish_from_their_checkpoint(t
         (row,) = _rows(tmp_path / kind)
         assert row["status"] == "ok", row["reason"]
         assert float(row["attempt"]) >= 1 and float(row["resumed_from"]) > 0, row  # went on from its checkpoint
-        results = [e for e in RunStore(tmp_path / kind).events() if e["event"] == "result"]
+        results = [e for e in RunStore(tmp_path / kind).events() if isinstance(e, ResultRecorded)]
         assert len(results) == 1
 
 

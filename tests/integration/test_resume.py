@@ -19,6 +19,8 @@ from workflow.backends import run_batch
 from workflow.backends.slurm import SlurmBackend
 from workflow.config import load_config
 from workflow.records import Candidate
+from workflow.store import RunStore
+from workflow.store.events import Event, ResultRecorded, Submitted, Submitting, Told
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -59,8 +61,8 @@ def _results(run_dir: Path) -> list[tuple]:
                    r["fitness"]) for r in rows)
 
 
-def _journal(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines() if line.strip()]
+def _journal(run_dir: Path) -> list[Event]:
+    return list(RunStore(run_dir).events())
 
 
 def _tasks_submitted(run_dir: Path) -> dict[str, set[str]]:
@@ -68,10 +70,11 @@ def _tasks_submitted(run_dir: Path) -> dict[str, set[str]]:
     ids: dict[str, set[str]] = {}
     tags = set()
     for event in _journal(run_dir):
-        if event["event"] in ("submitting", "submitted"):
-            tags.add(event["tag"])
-            for name, job_id in (event.get("job_ids") or {}).items():
-                ids.setdefault(name, set()).add(job_id)
+        if isinstance(event, (Submitting, Submitted)):
+            tags.add(event.tag)
+            for name in event.names:
+                if event.job_id(name):
+                    ids.setdefault(name, set()).add(event.job_id(name))
     sacct_tasks = 0
     for tag in tags:
         out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID", "--name", tag, "-S", "now-1days"],
@@ -110,13 +113,13 @@ def test_kill_9_at_every_point_then_resume_equals_an_uninterrupted_run(tmp_path,
             assert _results(run_dir) == expected, label
         else:
             assert [r[0] for r in _results(run_dir)] == [r[0] for r in expected], label
-            told = [n for e in _journal(run_dir) if e["event"] == "told" for n in e["names"]]
+            told = [n for e in _journal(run_dir) if isinstance(e, Told) for n in e.names or ()]
             assert sorted(told) == sorted(r[0] for r in expected), f"{label}: told {told}"
         submitted = _tasks_submitted(run_dir)
         assert submitted.pop("<sacct tasks>") == {"8"}, f"{label}: an evaluation was submitted twice"
         assert len(submitted) == 8 and all(len(ids) == 1 for ids in submitted.values()), (label, submitted)
-        results = [e for e in _journal(run_dir) if e["event"] == "result"]
-        assert len(results) == len({e["result"]["name"] for e in results}) == 8, label
+        results = [e for e in _journal(run_dir) if isinstance(e, ResultRecorded)]
+        assert len(results) == len({e.result.name for e in results}) == 8, label
 
 
 def _sacct_attempts(job_id: str) -> list[str]:

@@ -17,6 +17,8 @@ from workflow.backends import run_batch
 from workflow.backends.slurm import SlurmBackend
 from workflow.config import load_config
 from workflow.records import Candidate
+from workflow.store import RunStore
+from workflow.store.events import ResultRecorded, Submitted, Submitting
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -91,7 +93,7 @@ def _cancel_once_running(sink: RecordingSink, name: str,
     def cancel() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            ids = next((e["job_ids"] for e in sink.events if "job_ids" in e), None)
+            ids = next((e.job_ids for e in sink.events if isinstance(e, Submitted) and e.job_ids), None)
             if ids and ready():
                 queue = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ids[name]], capture_output=True,
                                        text=True).stdout
@@ -171,7 +173,7 @@ def test_one_individual_trained_with_ddp_over_two_processes_in_one_task(tmp_path
     result = sink.results["ddp"]
     assert result.ok, result.reason
     assert result.metrics["epochs"] == 2
-    job_id = sink.events[-1]["job_ids"]["ddp"]
+    job_id = sink.events[-1].job_id("ddp")
     alloc = _sacct("-j", job_id.split("_")[0], "-o", "JobID,AllocCPUS")
     assert alloc and all(cpus == "2" for _, cpus in alloc), alloc
 
@@ -261,10 +263,10 @@ def test_a_preempted_task_is_submitted_again_and_its_evaluation_finishes_once(tm
     result = sink.results["long"]
     assert result.ok, result.reason
     assert result.metrics["attempt"] == 1 and result.metrics["resumed_from"] >= 5  # went on from its checkpoint
-    again = [e for e in sink.events if e.get("resubmit")]
-    assert [(e["event"], e["resubmit"], e["after"]) for e in again] == [("submitting", 1, "PREEMPTED"),
-                                                                       ("submitted", 1, "PREEMPTED")]
-    assert result.job_id == again[-1]["job_ids"]["long"] != preempted[0]
+    again = [e for e in sink.events if e.resubmit]
+    assert [(type(e), e.resubmit, e.after) for e in again] == [(Submitting, 1, "PREEMPTED"),
+                                                               (Submitted, 1, "PREEMPTED")]
+    assert result.job_id == again[-1].job_id("long") != preempted[0]
     states = _await_sacct(preempted[0], lambda rows: rows and rows[0][1] == "PREEMPTED")
     assert states[0][1] == "PREEMPTED", states
     assert len(sink.results) == 1
@@ -297,20 +299,21 @@ def test_steady_state_keeps_the_queue_within_max_submit_jobs(tmp_path, limited_a
         f"slurm.account={limited_account}", "optimizer.mode=steady_state", "optimizer.generations=2",
         "objective.kind=python", "objective.function=tests.objectives.landscape:seed_landscape",
         f"objective.path={ROOT}")
-    journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    journal = list(RunStore(run_dir).events())
     # A task is in the queue from its submission intent to its result, in the driver's own order of events.
-    queued, most = set(), 0
+    queued: set[str] = set()
+    most = 0
     for event in journal:
-        if event["event"] == "submitting":
-            queued |= set(event["names"])
-        elif event["event"] == "result":
-            queued.discard(event["result"]["name"])
+        if isinstance(event, Submitting):
+            queued |= set(event.names)
+        elif isinstance(event, ResultRecorded):
+            queued.discard(event.result.name)
         most = max(most, len(queued))
-    results = [e["result"] for e in journal if e["event"] == "result"]
-    assert len(results) == len({r["name"] for r in results}) == 8 and all(r["status"] == "ok" for r in results)
+    results = [e.result for e in journal if isinstance(e, ResultRecorded)]
+    assert len(results) == len({r.name for r in results}) == 8 and all(r.ok for r in results)
     assert most == 2, most
     # Every task of the run was charged to the limited account (slurmdbd may record the last ones a little late).
-    tasks = sorted({job for e in journal if e["event"] == "submitted" for job in (e.get("job_ids") or {}).values()})
+    tasks = sorted({job for e in journal if isinstance(e, Submitted) for job in e.job_ids.values()})
     assert len(tasks) == 8, tasks
     deadline = time.monotonic() + 30
     while True:

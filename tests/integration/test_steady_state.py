@@ -21,6 +21,7 @@ from workflow.config import load_config
 from workflow.core import make_optimizer
 from workflow.driver.replay import replay
 from workflow.store import RunStore
+from workflow.store.events import Asked, Event, ResultRecorded, Told
 
 #: Where a steady-state driver is killed (see workflow/faults.py): asking the second child, while results come
 #: in, and between a result and its row.
@@ -49,8 +50,8 @@ def _env(median_s: float, crash: str | None = None) -> dict[str, str]:
     return env
 
 
-def _journal(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines() if line.strip()]
+def _journal(run_dir: Path) -> list[Event]:
+    return list(RunStore(run_dir).events())
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -61,12 +62,12 @@ def _rows(run_dir: Path) -> list[dict]:
 def _check_exactly_once(run_dir: Path, planned: int) -> None:
     """Every planned evaluation has one result in the journal and one row, and the journal replays cleanly."""
     journal = _journal(run_dir)
-    results = [e["result"]["name"] for e in journal if e["event"] == "result"]
-    asked = [c["name"] for e in journal if e["event"] == "asked" for c in e["candidates"]]
+    results = [e.result.name for e in journal if isinstance(e, ResultRecorded)]
+    asked = [c.name for e in journal if isinstance(e, Asked) for c in e.candidates]
     assert len(asked) == len(set(asked)) == planned
     assert sorted(results) == sorted(asked), "an evaluation was lost or recorded twice"
     assert sorted(r["name"] for r in _rows(run_dir)) == sorted(asked)
-    told = [n for e in journal if e["event"] == "told" for n in e["names"]]
+    told = [n for e in journal if isinstance(e, Told) for n in e.names or ()]
     assert sorted(told) == sorted(asked) and len(told) == len(set(told))
     # A fresh optimizer replays the journal in its order of tells to a finished search.
     store = RunStore.open(run_dir)
@@ -87,13 +88,13 @@ def test_no_barrier_a_freed_slot_is_filled_before_the_generation_is_done(tmp_pat
     cli("run", config_file, "--run-dir", run_dir, "--no-report", env=_env(0.6))
     _check_exactly_once(run_dir, 12)
     journal = _journal(run_dir)
-    first_child = next(i for i, e in enumerate(journal) if e["event"] == "asked"
-                       and any(c["generation"] == 2 for c in e["candidates"]))
-    block_one_done = max(i for i, e in enumerate(journal) if e["event"] == "told"
-                         and any(n.startswith("fitness-1-") for n in e["names"]))
+    first_child = next(i for i, e in enumerate(journal) if isinstance(e, Asked)
+                       and any(c.generation == 2 for c in e.candidates))
+    block_one_done = max(i for i, e in enumerate(journal) if isinstance(e, Told)
+                         and any(n.startswith("fitness-1-") for n in e.names or ()))
     assert first_child < block_one_done, "generation 2 waited for the whole of generation 1"
     # Each told event names the results it told, one arrival at a time, never the whole block at once.
-    assert max(len(e["names"]) for e in journal if e["event"] == "told") < 4
+    assert max(len(e.names or ()) for e in journal if isinstance(e, Told)) < 4
     status = json.loads(cli("status", run_dir, "--json").stdout)
     assert status["mode"] == "steady_state" and status["finished"]
     assert status["evaluations"]["done"] + status["evaluations"]["failed"] == 12

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,6 +13,8 @@ import pytest
 import yaml
 
 from tests.support import ROOT, cli
+from workflow.store import RunStore
+from workflow.store.events import Asked
 
 
 def _config_file(tmp_path: Path, mode: str) -> Path:
@@ -30,8 +31,7 @@ def _config_file(tmp_path: Path, mode: str) -> Path:
 
 
 def _asked(run_dir: Path) -> list[dict]:
-    events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines() if line.strip()]
-    return [c for e in events if e["event"] == "asked" for c in e["candidates"]]
+    return [c.to_dict() for e in RunStore(run_dir).events() if isinstance(e, Asked) for c in e.candidates]
 
 
 @pytest.mark.parametrize("mode", ["generational", "steady_state"])

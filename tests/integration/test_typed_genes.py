@@ -12,6 +12,7 @@ import pytest
 
 from tests.support import ROOT, cli
 from workflow.store import RunStore
+from workflow.store.events import Immigrated, Told
 
 TYPED = ROOT / "configs" / "typed_genes.yaml"
 GENES = ["layers", "activation", "optimizer", "dropout", "learning_rate", "batch_size"]
@@ -49,8 +50,8 @@ def test_ga_on_the_local_backend_writes_every_gene_and_a_panel_per_gene(tmp_path
     height = image.imread(report / "evolution.png").shape[0]
     assert height == pytest.approx(100 * 2.4 * (len(GENES) + 2), abs=2)
     assert (report / "bases.png").stat().st_size > 0  # adapt_base: the tree gene's base per generation
-    told = [e for e in RunStore(run_dir).events() if e["event"] == "told"]
-    assert [sorted(e["state"]["bases"]) for e in told] == [["optimizer"]] * 3
+    told = [e for e in RunStore(run_dir).events() if isinstance(e, Told)]
+    assert [sorted(e.state["bases"]) for e in told] == [["optimizer"]] * 3
 
 
 PREFIX = {"ga": "fitness-", "bo": "BO-Iteration-", "random": "Random-Iteration-"}
@@ -105,5 +106,5 @@ def test_islands_migrate_any_genotype(tmp_path, mpi_runtime):
     for k in range(2):
         island = run_dir / "islands" / f"island-{k}"
         _check_run(island, 18)
-        moved = [e for e in RunStore(island).events() if e["event"] == "immigrated"]
-        assert moved and all(set(m["candidate"]["hparams"]) == set(GENES) for e in moved for m in e["migrants"])
+        moved = [e for e in RunStore(island).events() if isinstance(e, Immigrated)]
+        assert moved and all(set(m.candidate.hparams) == set(GENES) for e in moved for m in e.migrants)

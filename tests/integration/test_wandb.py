@@ -16,6 +16,7 @@ from workflow.config import load_config
 from workflow.evaluate import EvaluationSpec, run_pack
 from workflow.records import Candidate
 from workflow.store import RunStore
+from workflow.store.events import WandbChecked
 from workflow.tracking.spec import TrackingSpec
 from workflow.wandb_driver.readback import offline_files, offline_records, read_offline_run
 
@@ -98,9 +99,8 @@ def smoke_run(tmp_path_factory):
 
 def test_one_offline_run_per_evaluation_with_name_config_and_summary(smoke_run):
     _assert_one_run_per_evaluation(smoke_run, generations=2)
-    checked = [json.loads(line) for line in (smoke_run / "journal.jsonl").read_text().splitlines()
-               if '"wandb_checked"' in line]
-    assert [(e["batch"], e["runs"], e["disagreements"]) for e in checked] == [(1, 4, []), (2, 4, [])]
+    checked = [e for e in RunStore(smoke_run).events() if isinstance(e, WandbChecked)]
+    assert [(e.generation, e.runs, e.disagreements) for e in checked] == [(1, 4, ()), (2, 4, ())]
 
 
 def test_summary_reads_wandb_back_and_matches_results_csv(smoke_run):
@@ -204,5 +204,5 @@ def test_a_python_objective_is_a_wandb_run_with_its_genes_metrics_and_reports(tm
             "batch_size": int(row["batch_size"])}
         assert record.summary["status"] == "ok" and record.summary["val_loss"] == float(row["val_loss"])
         assert record.summary["epoch"] == 20  # the last report(step=20, ...) of the 20 epochs
-    checked = [e for e in RunStore(run_dir).events() if e["event"] == "wandb_checked"]
-    assert checked and checked[0]["disagreements"] == []
+    checked = [e for e in RunStore(run_dir).events() if isinstance(e, WandbChecked)]
+    assert checked and checked[0].disagreements == ()
