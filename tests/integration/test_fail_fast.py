@@ -10,7 +10,7 @@ import pytest
 
 from tests.support import ROOT, SMOKE, cli
 from workflow.store import RunStore
-from workflow.store.events import ConfigChanged
+from workflow.store.events import ConfigChanged, Stopped
 
 BROKEN = ["backend.name=inline", "objective.kind=python", f"objective.path={ROOT}",
           "objective.function=tests.objectives.landscape:fails_unless_ready"]
@@ -28,7 +28,7 @@ def test_a_generation_that_fails_entirely_stops_the_search_and_resume_finishes_i
     assert f"python -m workflow resume {run_dir}" in errors[0]
     state = RunStore(run_dir).replay()
     assert len(state.batches) == 1 and len(state.results) == 4  # nothing more was asked or submitted
-    assert state.count("stopped") == 1
+    assert [e.generation for e in state.of_kind(Stopped)] == [1]
     resumed = cli("resume", run_dir, env={**env, "GASLURM_TEST_READY": "1"})
     assert "finished: 8 evaluations (4 failed)" in resumed.stdout
     assert RunStore(run_dir).replay().finished
