@@ -59,7 +59,7 @@ def test_three_islands_on_two_partitions(tmp_path, mpi_runtime):
                              text=True, check=True).stdout.split()
         partitions[k] = set(out)
     assert partitions == {0: {"gpu"}, 1: {"gpu2"}, 2: {"gpu"}}
-    assert sum(len(_events(run_dir / "islands" / f"island-{k}", "immigrated")) for k in range(3)) >= 1
+    assert sum(len(_events(run_dir / "islands" / f"island-{k}", Immigrated)) for k in range(3)) >= 1
     assert len(_rows(run_dir / "results.csv")) == 36
     status = json.loads(subprocess.run([sys.executable, "-m", "workflow", "status", str(run_dir), "--json"],
                                        cwd=ROOT, capture_output=True, text=True, check=True).stdout)
