@@ -10,6 +10,7 @@ import random
 import numpy as np
 import pytest
 
+from tests.objectives.landscape import landscape
 from workflow.config import ObjectiveConfig, ObjectiveSpec, from_mapping
 from workflow.core import make_optimizer
 from workflow.core.pareto import nondominated_sort, rank_and_crowding, select_survivors
@@ -29,8 +30,9 @@ def _config(name="ga", objectives=TWO, mode="generational", population_size=6, g
 
 
 def _metrics(hp):
-    """Two conflicting objectives of the seed's genes: a loss that wants width 96, a size that wants it small."""
-    loss = abs(hp["n_layers"] - 2) + abs(hp["hidden_size"] - 96) / 16 + (hp["activation"] != "tanh") + hp["dropout"]
+    """Two conflicting objectives of the seed's genes: the test landscape's loss, which wants width 90, and a size
+    that wants it small."""
+    loss = landscape(hp)
     return {"loss": loss, "size": float(hp["n_layers"] * hp["hidden_size"])}
 
 

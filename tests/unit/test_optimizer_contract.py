@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import pytest
 
+from tests.objectives.landscape import landscape
 from workflow.config import from_mapping
 from workflow.core import make_optimizer
 from workflow.core.base import ProtocolError
@@ -21,14 +22,10 @@ def _config(name, seed=5, population_size=3, generations=3):
         "bo_initial_points": 3}})
 
 
-def _fitness(hp: dict) -> float:
-    return abs(hp["n_layers"] - 2) + abs(hp["hidden_size"] - 96) / 16 + (hp["activation"] != "tanh") + hp["dropout"]
-
-
 def _evaluate(batch):
     # Every fourth evaluation fails: failures are part of the contract.
     return [Evaluated(c, Result.failure(c.name, "boom") if sum(map(ord, c.name)) % 4 == 0
-                      else Result(c.name, "ok", _fitness(c.hparams))) for c in batch]
+                      else Result(c.name, "ok", landscape(c.hparams))) for c in batch]
 
 
 def _run(config):
