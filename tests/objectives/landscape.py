@@ -1,8 +1,9 @@
 """Cheap objectives for tests, called through the Python objective (``objective.kind: python``).
 
 ``seed_landscape``: a smooth function of the seed's four genes with its minimum at 2 layers of 90 tanh units
-without dropout. ``behave``: the same, except that chosen hidden sizes misbehave the ways a real objective
-can: 17 raises, 18 returns NaN, 19 sleeps far past any timeout, 20 returns a mapping without the metric.
+without dropout: :func:`landscape` with its defaults (the unit tests' fake fitness is :func:`landscape` itself;
+one of them moves the optimum). ``behave``: the same, except that chosen hidden sizes misbehave the ways a real
+objective can: 17 raises, 18 returns NaN, 19 sleeps far past any timeout, 20 returns a mapping without the metric.
 """
 
 from __future__ import annotations
@@ -15,9 +16,15 @@ from typing import Any
 RAISES, NAN, SLEEPS, NO_METRIC = 17, 18, 19, 20
 
 
-def seed_landscape(hparams: Mapping[str, Any], context: object) -> float:
-    return (abs(hparams["n_layers"] - 2) + abs(hparams["hidden_size"] - 90) / 10 + hparams["dropout"]
+def landscape(hparams: Mapping[str, Any], width: int = 90, scale: float = 10) -> float:
+    """The test landscape: 0 at 2 layers of ``width`` tanh units without dropout; a layer off costs 1, ``scale``
+    units of width off cost 1, another activation costs 1, dropout costs itself."""
+    return (abs(hparams["n_layers"] - 2) + abs(hparams["hidden_size"] - width) / scale + hparams["dropout"]
             + (hparams["activation"] != "tanh"))
+
+
+def seed_landscape(hparams: Mapping[str, Any], context: object) -> float:
+    return landscape(hparams)
 
 
 def behave(hparams: Mapping[str, Any], context: Any) -> Any:

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from tests.objectives.landscape import landscape
 from tests.support import genes
 from workflow.config import from_mapping
 from workflow.core import make_optimizer
@@ -17,13 +18,8 @@ def _config(**optimizer):
     return from_mapping({"seed": 7, "optimizer": {"population_size": 6, "generations": 5, **optimizer}})
 
 
-def _fitness(hp: dict) -> float:
-    # A landscape with a known optimum: 2 layers, 96 units, tanh, dropout 0.
-    return abs(hp["n_layers"] - 2) + abs(hp["hidden_size"] - 96) / 16 + (hp["activation"] != "tanh") + hp["dropout"]
-
-
 def _evaluate(batch):
-    return [Evaluated(c, Result(c.name, "ok", _fitness(c.hparams))) for c in batch]
+    return [Evaluated(c, Result(c.name, "ok", landscape(c.hparams))) for c in batch]
 
 
 def _run(config):
@@ -60,7 +56,7 @@ def test_elitism_never_loses_the_best():
     while not opt.finished:
         batch = opt.ask()
         opt.tell(_evaluate(batch))
-        best_so_far = min(best_so_far, min(_fitness(c.hparams) for c in batch))
+        best_so_far = min(best_so_far, min(landscape(c.hparams) for c in batch))
         assert min(e.fitness for e in opt.population) == best_so_far
 
 
@@ -74,8 +70,8 @@ def test_without_elitism_population_is_the_children():
 
 def test_ga_improves_on_a_known_landscape():
     opt, batches = _run(from_mapping({"seed": 3, "optimizer": {"population_size": 10, "generations": 15}}))
-    first = np.mean([_fitness(c.hparams) for c in batches[0]])
-    last = np.mean([_fitness(c.hparams) for c in batches[-1]])
+    first = np.mean([landscape(c.hparams) for c in batches[0]])
+    last = np.mean([landscape(c.hparams) for c in batches[-1]])
     assert last < first
 
 

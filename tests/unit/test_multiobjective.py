@@ -10,10 +10,12 @@ import random
 import numpy as np
 import pytest
 
+from tests.objectives.landscape import landscape
 from workflow.config import ObjectiveConfig, ObjectiveSpec, from_mapping
 from workflow.core import make_optimizer
-from workflow.core.pareto import nondominated_sort, rank_and_crowding, select_survivors
+from workflow.core.pareto import chebyshev, chebyshev_weights, nondominated_sort, rank_and_crowding, select_survivors
 from workflow.core.ranking import Ranking
+from workflow.core.surrogate import penalised
 from workflow.errors import ConfigError
 from workflow.front import front_hypervolume, front_markdown, pareto_front, reference_point
 from workflow.records import Candidate, Evaluated, Result
@@ -29,8 +31,9 @@ def _config(name="ga", objectives=TWO, mode="generational", population_size=6, g
 
 
 def _metrics(hp):
-    """Two conflicting objectives of the seed's genes: a loss that wants width 96, a size that wants it small."""
-    loss = abs(hp["n_layers"] - 2) + abs(hp["hidden_size"] - 96) / 16 + (hp["activation"] != "tanh") + hp["dropout"]
+    """Two conflicting objectives of the seed's genes: the test landscape's loss, which wants width 90, and a size
+    that wants it small."""
+    loss = landscape(hp)
     return {"loss": loss, "size": float(hp["n_layers"] * hp["hidden_size"])}
 
 
@@ -171,19 +174,27 @@ def test_replay_reproduces_a_multi_objective_run():
 # -- BO: ParEGO -----------------------------------------------------------------------------------------
 
 
-def test_parego_scalarises_with_new_weights_each_ask_and_stays_in_the_space():
-    config = _config("bo", population_size=3, generations=4)
+@pytest.mark.parametrize("mode", ["generational", "steady_state"])
+def test_parego_scalarises_each_ask_with_its_own_weights_from_the_seed_and_the_ask_number(mode):
+    config = _config("bo", population_size=3, generations=4, mode=mode, max_in_flight=2)
     opt = make_optimizer(config)
     space = config.search_space()
-    weights = []
     while not opt.finished:
         batch = opt.ask()
         assert all(space.contains(c.hparams) for c in batch)
         opt.tell([_evaluate(c) for c in batch])
-        weights.append(np.random.default_rng([opt._seed, 3, opt.asks]).dirichlet(np.ones(2)).tolist())
-    assert len({tuple(w) for w in weights}) == len(weights)
+    used = opt.parego_weights  # what the optimizer scalarised with, not a recomputation
+    # The first ask has nothing told to scalarise; every later ask drew weights of its own.
+    assert sorted(used) == list(range(1, opt.batches_asked))
+    assert len({tuple(w) for w in used.values()}) == len(used), f"asks reused weights: {used}"
+    for number, weights in used.items():  # uniform on the simplex, from the seed and the ask's number alone
+        assert weights == chebyshev_weights(np.random.default_rng([opt._seed, 3, number]), 2).tolist()
+        assert min(weights) >= 0 and sum(weights) == pytest.approx(1.0)
     assert opt.journal_state() == {}  # nothing beyond the asks to check on replay
+    # The model an ask fits is told every point scalarised under the weights that ask records.
     model = opt._parego()
+    points = np.array([opt.ranking.vector(e) for e in opt.history], dtype=float)
+    assert model.yi == pytest.approx(penalised(list(chebyshev(points, np.array(used[opt.batches_asked])))))
     assert len(model.yi) == config.evaluations_planned and all(math.isfinite(y) for y in model.yi)
 
 

@@ -12,6 +12,7 @@ import random
 
 import pytest
 
+from tests.objectives.landscape import landscape
 from workflow.config import from_mapping
 from workflow.core import make_optimizer
 from workflow.core.base import ProtocolError
@@ -27,14 +28,10 @@ def _config(name="ga", population_size=4, generations=3, seed=3, **extra):
     return from_mapping({"seed": seed, "optimizer": optimizer})
 
 
-def _fitness(hp):
-    return abs(hp["n_layers"] - 2) + abs(hp["hidden_size"] - 96) / 16 + (hp["activation"] != "tanh") + hp["dropout"]
-
-
 def _evaluate(candidate):
     if sum(map(ord, candidate.name)) % 5 == 0:  # some fail: failures are told like any result
         return Evaluated(candidate, Result.failure(candidate.name, "boom"))
-    return Evaluated(candidate, Result(candidate.name, "ok", _fitness(candidate.hparams)))
+    return Evaluated(candidate, Result(candidate.name, "ok", landscape(candidate.hparams)))
 
 
 def _drive(optimizer, order_seed=0, log=None):

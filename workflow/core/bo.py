@@ -39,7 +39,9 @@ liar across asks: an asynchronous batch), so a freed slot does not get a point n
 Several objectives (``optimizer.objectives``): ParEGO (Knowles 2006). Each ask draws weights uniformly on the
 simplex (from this optimizer's seed and the ask's number), scalarises every told point with the augmented
 Chebyshev function of its objectives normalised to [0, 1], and asks a surrogate fitted to those values: over
-many asks, the weights sweep the front. A failed point gets the penalty above on the scalarised values.
+many asks, the weights sweep the front. A failed point gets the penalty above on the scalarised values. The
+weights each ask used are kept in :attr:`BayesianOptimization.parego_weights` (not journaled: they are a function
+of the seed and the ask's number).
 """
 
 from __future__ import annotations
@@ -83,6 +85,10 @@ class BayesianOptimization(BatchOptimizer):
         self.ranking = Ranking(config.objectives)
         #: Several objectives: every told point with its objective vector (scalarised anew at each ask).
         self._told_points: list[tuple[list[Any], list[float]]] = []
+        #: Several objectives: the Chebyshev weights each ask scalarised with, by the ask's number (0-based). An
+        #: ask before anything was told draws none (its points are random), and neither does an ask a replay
+        #: takes from the journal without proposing it again.
+        self.parego_weights: dict[int, list[float]] = {}
 
     def _propose(self, size: int) -> list[dict[str, Any]]:
         if self._skopt is None:
@@ -111,6 +117,7 @@ class BayesianOptimization(BatchOptimizer):
         if not self._told_points:
             return model
         weights = chebyshev_weights(np.random.default_rng([self._seed, 3, self.asks]), len(self.ranking.objectives))
+        self.parego_weights[self.asks] = [float(w) for w in weights]
         values = chebyshev(np.array([v for _, v in self._told_points], dtype=float), weights)
         ys = penalised(list(values))
         if ys is None:
