@@ -19,6 +19,7 @@ from workflow.driver import Observer, SearchRun, run_search
 from workflow.driver.replay import replay
 from workflow.records import Evaluated
 from workflow.store import RunState, RunStore
+from workflow.store.events import Told
 
 #: Each collect runs this many queued evaluations, in turn: several results are told in one event.
 RESULTS_PER_COLLECT = (2, 3, 1)
@@ -84,8 +85,8 @@ def _state(optimizer: Optimizer) -> dict:
 
 
 def _told_groups(state: RunState) -> list[list[str]]:
-    """The names each of the journal's ``told`` events gave back (the one place this test reads raw events)."""
-    return [list(event["names"]) for event in state.events if event["event"] == "told"]
+    """The names each of the journal's ``told`` events gave back."""
+    return [list(event.names or ()) for event in state.of_kind(Told)]
 
 
 def _search(config: Config, run_dir: Path, watch: _Watch) -> None:
