@@ -8,6 +8,8 @@ ARGS ?=
 RUN_DIR ?=
 RUN_DIR_ARG := $(if $(RUN_DIR),--run-dir $(RUN_DIR),)
 PYTEST_ARGS ?=
+#: pytest-xdist workers for `make test` (most tests wait on Slurm or subprocesses: more workers than cores pays).
+TEST_WORKERS ?= 6
 
 .PHONY: install run resume status report test lint data slurm-up slurm-down slurm-logs submit submit-islands islands clean
 
@@ -25,8 +27,15 @@ status:
 report:
 	$(PY) -m workflow report $(or $(RUN_DIR),runs/sinewave)
 
+# Two invocations (tests/conftest.py): everything but the `serial` tests on TEST_WORKERS xdist workers, then the
+# serial tests (they change cluster-wide state) alone. Both always run; exit 5 ("no tests selected") is fine.
 test:  ## the whole suite (Slurm/MPI tests skip with a reason unless their services are up)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@status=0; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder -m "not serial" $(PYTEST_ARGS) \
+		|| { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
+	echo "== the serial tests, alone (pytest -m serial)"; \
+	$(PY) -m pytest -m serial $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
+	exit $$status
 
 lint:
 	$(VENV)/bin/ruff check workflow tests

@@ -59,6 +59,16 @@ class RecordingSink:
         self.waits = getattr(self, "waits", 0) + 1
 
 
+def daemon_logs(lines: int = 60) -> str:
+    """The dev cluster's status and daemon log tails (``bash slurm/dev/logs.sh``), for a failure message."""
+    try:
+        proc = subprocess.run(["bash", str(ROOT / "slurm" / "dev" / "logs.sh"), str(lines)], capture_output=True,
+                              text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"slurm/dev/logs.sh failed: {exc}"
+    return proc.stdout + proc.stderr
+
+
 def cli(*args, check=True, timeout=600, env=None):
     """``python -m workflow ARGS`` in the repository root; raises with its output when it fails and ``check``."""
     proc = subprocess.run([sys.executable, "-m", "workflow", *map(str, args)], capture_output=True, text=True,
