@@ -42,6 +42,34 @@ def test_preemption_and_node_failures_are_submitted_again_and_counted_once(tmp_p
     assert sink.results["b"].job_id == again[-1].job_id("b")
 
 
+def test_a_memory_kill_that_accounting_records_as_failed_is_out_of_memory(tmp_path):
+    """slurmdbd may record the allocation FAILED before its srun step's OUT_OF_MEMORY; the oom-kill line that
+    slurmstepd wrote to the task's stderr decides."""
+    from submitit.core import utils
+
+    fakes: list[FakeSlurm] = []
+
+    def fate(names, attempt):
+        if "b" not in names:
+            return "COMPLETED"
+        fake = fakes[0]
+        task = next(t for t in fake.tasks.values() if t.state == "PENDING" and fake.names(t) == names)
+        stderr = utils.JobPaths(task.folder, job_id=task.job_id).stderr
+        stderr.parent.mkdir(parents=True, exist_ok=True)
+        stderr.write_text(f"slurmstepd-node2: error: Detected 1 oom-kill event(s) in StepId={task.job_id}.0. Some of "
+                          "your processes may have been killed by the cgroup out-of-memory handler.\n")
+        return "FAILED"
+
+    sink = RecordingSink()
+    with FakeSlurm(fate) as fake:
+        fakes.append(fake)
+        backend = make_backend(config("slurm-fake"), tmp_path)
+        run_batch(backend, [cand("a", 90, 1), cand("b", 80, 2)], sink)
+        backend.close()
+    assert sink.results["a"].ok
+    assert sink.results["b"].reason.startswith("Slurm state OUT_OF_MEMORY: slurmstepd-node2: error: Detected 1 oom")
+
+
 def test_resubmissions_stop_at_max_resubmits_with_a_failure_naming_the_state(tmp_path):
     sink, fake = _run(lambda names, attempt: "PREEMPTED" if "b" in names else "COMPLETED", tmp_path,
                       "slurm.max_resubmits=1")

@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 STDERR_TAIL_CHARS = 1500
 #: Final states that say nothing about the evaluation itself: the task is submitted again.
 RESUBMIT_STATES = {"PREEMPTED", "NODE_FAIL", "BOOT_FAIL"}
+#: What slurmstepd writes to a task's stderr when the cgroup's OOM killer ended one of its steps.
+OOM_KILL_MARK = "oom-kill event"
 #: What :meth:`SlurmBackend._outcome` returns for a task to submit again.
 RESUBMIT = "resubmit"
 
@@ -341,7 +343,12 @@ class SlurmBackend(BackendBase):
                 first = self._unseen_since.setdefault(job.job_id, now)
                 if now - first < grace:
                     return None
-            reason = f"Slurm state {state}: {self._stderr_tail(job)}"
+            tail = self._stderr_tail(job)
+            if state == "FAILED" and OOM_KILL_MARK in tail:
+                # slurmdbd can record the allocation FAILED before its srun step's OUT_OF_MEMORY (seen on a loaded
+                # machine); slurmstepd's line in the task's stderr already says what happened.
+                state = "OUT_OF_MEMORY"
+            reason = f"Slurm state {state}: {tail}"
             return [Result.failure(name, reason, job_id=job.job_id) for name in names]
         if state in (None, "GONE", "UNKNOWN"):
             first = self._unseen_since.setdefault(job.job_id, now)
