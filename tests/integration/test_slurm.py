@@ -7,12 +7,13 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.support import RecordingSink, genes
+from tests.support import RecordingSink, daemon_logs, genes
 from workflow.backends import run_batch
 from workflow.backends.slurm import SlurmBackend
 from workflow.config import load_config
@@ -30,13 +31,8 @@ def cli(*args, check=True, timeout=600):
     proc = subprocess.run([sys.executable, "-m", "workflow", *map(str, args)], capture_output=True, text=True,
                           cwd=ROOT, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}\n{_daemon_logs()}")
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}\n{daemon_logs()[-8000:]}")
     return proc
-
-
-def _daemon_logs() -> str:
-    proc = subprocess.run(["bash", str(ROOT / "slurm" / "dev" / "logs.sh")], capture_output=True, text=True)
-    return proc.stdout[-6000:] + proc.stderr[-2000:]
 
 
 def _sacct(*args: str) -> list[list[str]]:
@@ -77,13 +73,20 @@ def test_smoke_ga_through_slurm_one_array_per_generation(tmp_path):
 
 def test_nonexistent_partition_fails_before_submission(tmp_path):
     run_dir = tmp_path / "run"
-    before = _sacct("-S", "now-1hours", "-o", "JobID")
-    proc = cli("run", SMOKE, "backend.name=slurm", "slurm.partition=nope", "--run-dir", run_dir, check=False)
+    # A name of its own: the run's jobs would be named "<name>.g<generation>.<uuid>". Only those are looked for,
+    # never the whole queue or accounting (other tests and people submit jobs meanwhile).
+    name = f"nopart-{uuid.uuid4().hex[:12]}"
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 5))
+    proc = cli("run", SMOKE, f"name={name}", "backend.name=slurm", "slurm.partition=nope", "--run-dir", run_dir,
+               check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("error: config error: slurm.partition='nope': no such partition on this "
                                    "cluster; available: gpu, gpu2, urgent")
     assert not run_dir.exists()
-    assert _sacct("-S", "now-1hours", "-o", "JobID") == before
+    queued = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%j"], capture_output=True, text=True,
+                            check=True).stdout.split()
+    accounted = [row[0] for row in _sacct("-S", since, "-o", "JobName")]
+    assert [job for job in queued + accounted if job.startswith(name)] == []
 
 
 def _cancel_once_running(sink: RecordingSink, name: str,
@@ -206,13 +209,14 @@ def accounting_down():
         yield
     finally:
         up = subprocess.run(["bash", str(dev / "up.sh")], capture_output=True, text=True)
-        assert up.returncode == 0, up.stdout + up.stderr + _daemon_logs()
+        assert up.returncode == 0, up.stdout + up.stderr + daemon_logs()
         deadline = time.monotonic() + 60
         while subprocess.run(["sacct", "-n", "-X", "-S", "now-1minutes"], capture_output=True).returncode != 0:
             assert time.monotonic() < deadline, "sacct does not answer 60 s after slurmdbd was restarted"
             time.sleep(0.5)
 
 
+@pytest.mark.serial  # stops and restarts slurmdbd
 def test_without_accounting_squeue_follows_the_tasks_and_a_vanished_one_is_lost(tmp_path, accounting_down,
                                                                                   caplog):
     """sacct down (slurmdbd stopped): results still come from the tasks; a task that leaves the queue without
@@ -234,10 +238,15 @@ def test_without_accounting_squeue_follows_the_tasks_and_a_vanished_one_is_lost(
                for record in caplog.records)
 
 
+@pytest.mark.serial  # preempts through the urgent partition
 def test_a_preempted_task_is_submitted_again_and_its_evaluation_finishes_once(tmp_path):
     """Partition "urgent" (node1, higher PriorityTier) preempts "gpu" with PreemptMode=CANCEL: the task ends
-    PREEMPTED for good; the backend submits it again under the same name and workdir, and it continues."""
+    PREEMPTED for good; the backend submits it again under the same name and workdir, and it continues.
+
+    The task asks for all 8 of node1's CPUs, and so does the urgent job: while the task runs nothing else runs
+    on node1, so the urgent job can only preempt this test's own task, never another job on the cluster."""
     config = load_config(SMOKE, ["backend.name=slurm", "slurm.partition=gpu", "slurm.poll_s=0.5", "slurm.mem_gb=0.5",
+                                 "slurm.cpus_per_task=8",
                                  "objective.kind=python", f"objective.path={ROOT}", "objective.metric=value",
                                  "objective.function=tests.objectives.landscape:steps_with_checkpoint"])
     cand = Candidate("long", genes(2, 90, "tanh", 0.0), 1, 1, "ga", seed=1)
@@ -245,20 +254,27 @@ def test_a_preempted_task_is_submitted_again_and_its_evaluation_finishes_once(tm
     backend = SlurmBackend(config, tmp_path)
     step = tmp_path / "evals" / "long" / "step"
     preempted: list[str] = []
+    urgent: list[str] = []
 
     def preempt_once_running():
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # the task waits until node1 is free of every other job
         while time.monotonic() < deadline and not preempted:
             if step.exists() and int(step.read_text() or 0) >= 5:  # running, with progress saved
                 preempted.append(sink.job_ids["long"])
-                subprocess.run(["sbatch", "-p", "urgent", "-c", "8", "--mem=1000M", "-J", "urgent-blocker",
-                                "-o", "/dev/null", "--wrap", "sleep 4"], check=True, capture_output=True)
+                out = subprocess.run(["sbatch", "--parsable", "-p", "urgent", "-c", "8", "--mem=1000M",
+                                      "-J", f"urgent-{uuid.uuid4().hex[:10]}", "-o", "/dev/null", "--wrap", "sleep 4"],
+                                     check=True, capture_output=True, text=True).stdout
+                urgent.append(out.strip().split(";")[0])
             time.sleep(0.2)
 
     thread = threading.Thread(target=preempt_once_running, daemon=True)
     thread.start()
-    run_batch(backend, [cand], sink)
-    thread.join(timeout=5)
+    try:
+        run_batch(backend, [cand], sink)
+    finally:
+        thread.join(timeout=5)
+        if urgent:  # never left behind to preempt a later test's jobs
+            subprocess.run(["scancel", *urgent], check=False)
     assert preempted, "the task never ran long enough to be preempted"
     result = sink.results["long"]
     assert result.ok, result.reason
@@ -269,6 +285,9 @@ def test_a_preempted_task_is_submitted_again_and_its_evaluation_finishes_once(tm
     assert result.job_id == again[-1].job_id("long") != preempted[0]
     states = _await_sacct(preempted[0], lambda rows: rows and rows[0][1] == "PREEMPTED")
     assert states[0][1] == "PREEMPTED", states
+    # The urgent job ran (on the resources the task held) and ended by itself.
+    states = _await_sacct(urgent[0], lambda rows: rows and rows[0][1] == "COMPLETED")
+    assert states and states[0][1] == "COMPLETED", states
     assert len(sink.results) == 1
 
 
@@ -293,6 +312,7 @@ def limited_account():
                     "MaxSubmitJobs=-1"], capture_output=True, text=True, check=True)
 
 
+@pytest.mark.serial  # changes an association's limit with sacctmgr; the backend counts all of the user's jobs
 def test_steady_state_keeps_the_queue_within_max_submit_jobs(tmp_path, limited_account):
     run_dir = tmp_path / "run"
     cli("run", SMOKE, "--run-dir", run_dir, "--no-report", "backend.name=slurm", "slurm.poll_s=0.5",
