@@ -16,15 +16,21 @@ from workflow.store.events import Emigrated, Event, Immigrated, ResultRecorded
 
 E = TypeVar("E", bound=Event)
 
-pytestmark = [pytest.mark.slurm, pytest.mark.mpi, pytest.mark.usefixtures("slurm_cluster")]
+pytestmark = [pytest.mark.slurm, pytest.mark.mpi, pytest.mark.usefixtures("slurm_cluster"), pytest.mark.slow,
+              pytest.mark.timeout(1200)]
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "islands_smoke.yaml"
+#: The seed's four genes, scored by a cheap function: what is tested here is the island model (MPI, migration,
+#: one array per island and generation on its partition, resume), not training, which costs a Slurm task ~5 s
+#: of CPU to import Lightning (36 tasks a run). MLP training through Slurm: test_slurm.py, test_typed_genes.py.
+CHEAP = ["objective.kind=python", "objective.function=tests.objectives.landscape:seed_landscape",
+         f"objective.path={ROOT}"]
 
 
 def _islands(run_dir: Path, *extra: str, env: dict | None = None, timeout: float = 600):
     return subprocess.run([_mpiexec(), "-n", "3", sys.executable, "-m", "workflow", "islands", str(CONFIG),
-                           "--run-dir", str(run_dir), *extra], cwd=ROOT, capture_output=True, text=True,
+                           "--run-dir", str(run_dir), *CHEAP, *extra], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env=env or os.environ.copy())
 
 

@@ -67,15 +67,45 @@ def test_own_objectives_run_end_to_end(project, tmp_path, kind, optimizer, backe
     assert (run_dir / "report" / "evolution.png").exists()
 
 
+#: The objective kinds on Slurm. The tests of one kind share its uninterrupted GA run (``slurm_ga_runs``): they
+#: form one xdist group, so the run is made once, on one worker.
+SLURM_KINDS = [pytest.param(kind, marks=pytest.mark.xdist_group(f"own-objectives-slurm-{kind}"))
+               for kind in ("function", "command", "csv")]
+
+
+@pytest.fixture(scope="module")
+def slurm_ga_runs(tmp_path_factory):
+    """``run(kind)`` -> (the user's project folder, the run directory) of one uninterrupted GA run through Slurm
+    of the ``kind`` objective (population 2, 2 generations), made on first use. Tests only read the run."""
+    runs: dict[str, tuple] = {}
+
+    def run(kind: str):
+        if kind not in runs:
+            base = tmp_path_factory.mktemp(f"slurm-{kind}")
+            home = base / "my_project"
+            shutil.copytree(EXAMPLES, home)
+            config, *extra = settings(kind, home)
+            cli("run", config, *extra, *TWO, "optimizer.name=ga", *SLURM_RUN, "--run-dir", base / "whole")
+            runs[kind] = home, base / "whole"
+        return runs[kind]
+
+    return run
+
+
+SLURM_RUN = ["backend.name=slurm", "slurm.poll_s=0.5", "--no-report"]
+
+
 @pytest.mark.slurm
 @pytest.mark.usefixtures("slurm_cluster")
 @pytest.mark.parametrize("optimizer", ["ga", "bo"])
-@pytest.mark.parametrize("kind", ["function", "command", "csv"])
-def test_own_objectives_through_slurm(project, tmp_path, kind, optimizer):
-    config, *extra = settings(kind, project)
-    run_dir = tmp_path / "run"
-    cli("run", config, *extra, *TWO, f"optimizer.name={optimizer}", "backend.name=slurm", "slurm.poll_s=0.5",
-        "--run-dir", run_dir, "--no-report")
+@pytest.mark.parametrize("kind", SLURM_KINDS)
+def test_own_objectives_through_slurm(project, tmp_path, kind, optimizer, slurm_ga_runs):
+    if optimizer == "ga":
+        _, run_dir = slurm_ga_runs(kind)  # the same run test_kill_9_and_resume_on_slurm... compares against
+    else:
+        config, *extra = settings(kind, project)
+        run_dir = tmp_path / "run"
+        cli("run", config, *extra, *TWO, f"optimizer.name={optimizer}", *SLURM_RUN, "--run-dir", run_dir)
     rows = _rows(run_dir)
     assert len(rows) == 4 and all(r["status"] == "ok" and "_" in r["job_id"] for r in rows), rows
 
@@ -90,16 +120,16 @@ def _sacct_names(run_dir) -> list[str]:
 
 @pytest.mark.slurm
 @pytest.mark.usefixtures("slurm_cluster")
-@pytest.mark.parametrize("kind", ["function", "command", "csv"])
-def test_kill_9_and_resume_on_slurm_give_the_same_results_once_each(project, tmp_path, kind):
-    config, *extra = settings(kind, project)
-    common = [config, *extra, *TWO, "backend.name=slurm", "slurm.poll_s=0.5", "--no-report"]
-    cli("run", *common, "--run-dir", tmp_path / "whole")
+@pytest.mark.parametrize("kind", SLURM_KINDS)
+def test_kill_9_and_resume_on_slurm_give_the_same_results_once_each(tmp_path, kind, slurm_ga_runs):
+    home, whole_dir = slurm_ga_runs(kind)  # the uninterrupted run, shared with test_own_objectives_through_slurm
+    config, *extra = settings(kind, home)
+    common = [config, *extra, *TWO, "optimizer.name=ga", *SLURM_RUN]
     crashed = cli("run", *common, "--run-dir", tmp_path / "cut", check=False,
                   env={**os.environ, "GASLURM_CRASH_AT": "after-result:1"})
     assert crashed.returncode == -9
     cli("resume", tmp_path / "cut", "--no-report")
-    whole, cut = _rows(tmp_path / "whole"), _rows(tmp_path / "cut")
+    whole, cut = _rows(whole_dir), _rows(tmp_path / "cut")
     genes = [k for k in whole[0] if k not in ("job_id", "seconds", "reason", *MLP_MEASURED_METRICS)]
     assert [[r[k] for k in genes] for r in whole] == [[r[k] for k in genes] for r in cut]
     results = [e for e in RunStore(tmp_path / "cut").events() if isinstance(e, ResultRecorded)]
@@ -113,6 +143,8 @@ def test_kill_9_and_resume_on_slurm_give_the_same_results_once_each(project, tmp
 
 @pytest.mark.slurm
 @pytest.mark.usefixtures("slurm_cluster")
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_time_limited_objectives_are_requeued_and_finish_from_their_checkpoint(tmp_path):
     """A Python function and a command, each 70 s of work saving its progress in its workdir, under a 1-minute
     limit whose pre-timeout signal comes 12-26 s after a start: neither can finish in one attempt."""

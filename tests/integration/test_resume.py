@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,15 @@ pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "smoke.yaml"
 SLURM_ARGS = ["backend.name=slurm", "slurm.poll_s=0.5"]
+#: The seed's four genes scored by a cheap deterministic function, for the tests about the driver's bookkeeping
+#: (40 and more tasks each): a task then needs no Lightning import (~5 s of CPU each on the 2-core machine).
+CHEAP = ["objective.kind=python", "objective.function=tests.objectives.landscape:seed_landscape",
+         f"objective.path={ROOT}"]
+#: The same function after a sleep (log-normal, median $GASLURM_SLEEPY_MEDIAN_S, which sbatch passes on to the
+#: tasks): tasks that last like trainings without using CPU, for the tests that act on a driver while its
+#: tasks run.
+SLEEPY = ["objective.kind=python", "objective.function=tests.objectives.landscape:sleepy", f"objective.path={ROOT}"]
+SLEEPY_ENV = {"GASLURM_SLEEPY_MEDIAN_S": "5"}
 #: Where a driver is killed (see workflow/faults.py), and at which occurrence.
 CRASH_POINTS = {
     "before-submission": "after-ask:1",  # generation 1 recorded as asked, nothing submitted
@@ -36,12 +46,13 @@ CRASH_POINTS = {
 }
 
 
-def _driver(run_dir: Path, crash: str | None = None, mode: str = "generational") -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "GASLURM_CRASH_AT"}
+def _driver(run_dir: Path, crash: str | None = None, mode: str = "generational",
+            objective: Sequence[str] = ()) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "GASLURM_CRASH_AT"} | SLEEPY_ENV
     if crash:
         env["GASLURM_CRASH_AT"] = crash
     return subprocess.Popen([sys.executable, "-m", "workflow", "run", str(SMOKE), "--run-dir", str(run_dir),
-                             "--no-report", *SLURM_ARGS, f"optimizer.mode={mode}"], cwd=ROOT, env=env,
+                             "--no-report", *SLURM_ARGS, f"optimizer.mode={mode}", *objective], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -75,23 +86,32 @@ def _tasks_submitted(run_dir: Path) -> dict[str, set[str]]:
             for name in event.names:
                 if event.job_id(name):
                     ids.setdefault(name, set()).add(event.job_id(name))
-    sacct_tasks = 0
-    for tag in tags:
-        out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID", "--name", tag, "-S", "now-1days"],
-                             capture_output=True, text=True, check=True).stdout
-        sacct_tasks += len({line for line in out.split() if line})
+    # slurmdbd records array tasks a few seconds after they end: wait (bounded) until it knows at least as many
+    # tasks as evaluations were recorded (more, an evaluation submitted twice, ends the wait at once).
+    deadline = time.monotonic() + 60
+    while True:
+        sacct_tasks = 0
+        for tag in tags:
+            out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID", "--name", tag, "-S", "now-1days"],
+                                 capture_output=True, text=True, check=True).stdout
+            sacct_tasks += len({line for line in out.split() if line})
+        if sacct_tasks >= len(ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     ids["<sacct tasks>"] = {str(sacct_tasks)}
     return ids
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("mode", ["generational", "steady_state"])
 def test_kill_9_at_every_point_then_resume_equals_an_uninterrupted_run(tmp_path, mode):
     """Generational: the resumed runs equal the uninterrupted one, row for row. Steady state: results arrive
     in whatever order Slurm finishes them, so runs differ; each still evaluates the same 8 names once."""
     baseline = tmp_path / "baseline"
     crashed = {label: tmp_path / label for label in CRASH_POINTS}
-    procs = {"baseline": _driver(baseline, mode=mode)}
-    procs.update({label: _driver(crashed[label], point, mode) for label, point in CRASH_POINTS.items()})
+    procs = {"baseline": _driver(baseline, mode=mode, objective=CHEAP)}
+    procs.update({label: _driver(crashed[label], point, mode, CHEAP) for label, point in CRASH_POINTS.items()})
     outcomes = _finish(procs)
     assert outcomes["baseline"][0] == 0, outcomes["baseline"][1]
     for label in CRASH_POINTS:
@@ -158,6 +178,8 @@ def _epochs_lasting(seconds: float, cand: Candidate, scratch: Path) -> int:
     return int(min(max(seconds / max(per_epoch, 1e-3), 50), 20000))
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_requeued_trainings_resume_from_their_checkpoint_and_count_once(tmp_path):
     """One task meets its time limit (pre-timeout signal -> checkpoint -> requeue), one is `scontrol requeue`d."""
     # The pre-timeout signal is due 45 s before the 1-minute limit, but slurmctld checks limits only every
@@ -202,7 +224,7 @@ def test_requeued_trainings_resume_from_their_checkpoint_and_count_once(tmp_path
 
 def test_a_second_driver_on_the_same_run_directory_is_refused(tmp_path):
     run_dir = tmp_path / "run"
-    first = _driver(run_dir)
+    first = _driver(run_dir, objective=SLEEPY)
     try:
         lock = run_dir / "driver.lock"
         deadline = time.monotonic() + 60
@@ -218,17 +240,20 @@ def test_a_second_driver_on_the_same_run_directory_is_refused(tmp_path):
     # SIGTERM stops the driver cleanly; resume finishes the run.
     assert first.returncode == 3
     done = subprocess.run([sys.executable, "-m", "workflow", "resume", str(run_dir), "--no-report"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env=os.environ | SLEEPY_ENV)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(_results(run_dir)) == 8
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_driver_job_requeues_itself_on_its_signal_and_finishes(tmp_path):
     run_dir = tmp_path / "run"
-    env = {**os.environ, "GASLURM_PYTHON": sys.executable}
+    env = {**os.environ, "GASLURM_PYTHON": sys.executable, **SLEEPY_ENV}
     out = subprocess.run(["sbatch", "--parsable", "--partition=gpu2", "--mem=1G", f"--chdir={ROOT}",
                           f"--output={tmp_path}/driver-%j.out", str(ROOT / "slurm" / "driver.sbatch"), str(SMOKE),
-                          str(run_dir), "slurm.poll_s=0.5"], capture_output=True, text=True, check=True, env=env)
+                          str(run_dir), "slurm.poll_s=0.5", *SLEEPY], capture_output=True, text=True, check=True,
+                         env=env)
     job_id = out.stdout.strip().split(";")[0]
     try:
         deadline = time.monotonic() + 180

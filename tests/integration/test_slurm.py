@@ -49,6 +49,7 @@ def _await_sacct(array_id, condition, limit_s=30.0):
         time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_smoke_ga_through_slurm_one_array_per_generation(tmp_path):
     run_dir = tmp_path / "run"
     cli("run", SMOKE, "backend.name=slurm", "slurm.partition=gpu", "slurm.poll_s=0.5", "--run-dir", run_dir)
@@ -110,6 +111,7 @@ def _cancel_once_running(sink: RecordingSink, name: str,
     return thread
 
 
+@pytest.mark.slow  # waits out a 1-minute time limit
 def test_failures_in_one_array_are_recorded_with_their_state(tmp_path):
     """In one generation: a task that raises, one scancel'ed, one past its time limit, one killed for memory."""
     config = load_config(SMOKE, ["backend.name=slurm", "slurm.partition=gpu2", "slurm.time_min=1",
@@ -148,7 +150,9 @@ def test_failures_in_one_array_are_recorded_with_their_state(tmp_path):
 
 def test_submit_detaches_and_status_follows_it_to_the_end(tmp_path):
     run_dir = tmp_path / "run"
-    proc = cli("submit", SMOKE, "slurm.poll_s=0.5", "--run-dir", run_dir)
+    # A cheap objective: the detached driver and status are tested here, MLP training through Slurm above.
+    proc = cli("submit", SMOKE, "slurm.poll_s=0.5", "objective.kind=python", f"objective.path={ROOT}",
+               "objective.function=tests.objectives.landscape:seed_landscape", "--run-dir", run_dir)
     assert f"follow it with:  python -m workflow status {run_dir}" in proc.stdout
     deadline = time.monotonic() + 240
     seen_generations = set()

@@ -35,6 +35,7 @@ def _check_run(run_dir, evaluations, depths_vary=True):
     return rows
 
 
+@pytest.mark.slow
 def test_ga_on_the_local_backend_writes_every_gene_and_a_panel_per_gene(tmp_path):
     run_dir = tmp_path / "ga"
     cli("run", TYPED, "--run-dir", run_dir)
@@ -57,16 +58,24 @@ def test_ga_on_the_local_backend_writes_every_gene_and_a_panel_per_gene(tmp_path
 PREFIX = {"ga": "fitness-", "bo": "BO-Iteration-", "random": "Random-Iteration-"}
 
 
+#: A cheap function of the six genes (tests/objectives/typed.py) in place of the built-in MLP, for the tests of the
+#: optimizers and backends: the MLP trained on every gene type is tested by the GA run above, the kill -9 test,
+#: the islands and each optimizer through Slurm below.
+CHEAP = ["objective.kind=python", "objective.function=tests.objectives.typed:typed_landscape",
+         f"objective.path={ROOT}"]
+
+
 @pytest.mark.parametrize("backend", ["inline", "local"])
 @pytest.mark.parametrize("optimizer", ["ga", "bo", "random"])
 def test_every_optimizer_on_the_inline_and_local_backends(tmp_path, optimizer, backend):
     run_dir = tmp_path / optimizer
     cli("run", TYPED, f"optimizer.name={optimizer}", f"backend.name={backend}", "optimizer.bo.initial_points=6",
-        "--run-dir", run_dir, "--no-report")
+        *CHEAP, "--run-dir", run_dir, "--no-report")
     rows = _check_run(run_dir, 18)
     assert all(r["name"].startswith(PREFIX[optimizer]) for r in rows)
 
 
+@pytest.mark.slow
 def test_kill_9_and_resume_give_the_uninterrupted_results(tmp_path):
     common = [TYPED, "backend.name=inline", "optimizer.generations=2", "--no-report"]
     cli("run", *common, "--run-dir", tmp_path / "whole")
