@@ -31,7 +31,7 @@ SETTINGS = {
               "slurm.signal_delay_s=5", "slurm.max_requeues=0", "slurm.mem_gb=1", "slurm.lost_grace_s=30"],
 }
 KINDS = [pytest.param("inline"), pytest.param("local"), pytest.param("slurm-fake"),
-         pytest.param("slurm", marks=pytest.mark.slurm)]
+         pytest.param("slurm", marks=[pytest.mark.slurm, pytest.mark.slow])]  # slow: a 1-minute time limit
 
 
 def cand(name: str, width: int, index: int = 1) -> Candidate:

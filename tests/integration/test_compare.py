@@ -28,6 +28,9 @@ def rows(path):
         return list(csv.DictReader(handle))
 
 
+pytestmark = pytest.mark.slow  # the module's shared comparison: 6 runs of real training
+
+
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory):
     # Smoke size: 4 x 2 evaluations per run; BO's second batch is GP-chosen (4 random points first).

@@ -31,6 +31,7 @@ def _rows(run_dir):
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_nsga2_on_zdt1_reaches_the_true_fronts_hypervolume(tmp_path):
     run_dir = tmp_path / "zdt1"
     cli("run", ROOT / "configs" / "zdt1.yaml", "--run-dir", run_dir)
@@ -70,6 +71,8 @@ def test_sinewave_on_loss_and_size_locally_reports_the_front(tmp_path, optimizer
 
 @pytest.mark.slurm
 @pytest.mark.usefixtures("slurm_cluster")
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("optimizer", ["ga", "bo"])
 def test_sinewave_pareto_on_slurm_resumes_exactly_after_kill_9(tmp_path, optimizer):
     def driver(run_dir, crash=None):

@@ -126,6 +126,8 @@ def test_status_during_a_steady_state_run_shows_in_flight_done_and_best(tmp_path
     assert driver.returncode == 0, out
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("optimizer", ["ga", "bo"])
 def test_kill_9_at_every_point_then_resume_records_each_evaluation_once(tmp_path, optimizer):
     config_file = _config_file(tmp_path, optimizer)

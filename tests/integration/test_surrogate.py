@@ -34,6 +34,7 @@ def _asked(run_dir: Path) -> list[dict]:
     return [c.to_dict() for e in RunStore(run_dir).events() if isinstance(e, Asked) for c in e.candidates]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["generational", "steady_state"])
 def test_kill_9_then_resume_asks_what_an_uninterrupted_run_asks(tmp_path, mode):
     config_file = _config_file(tmp_path, mode)
