@@ -8,7 +8,8 @@ Parallel runs and the serial group
 ``make test`` runs the suite in two pytest invocations, one after the other:
 
 1. ``pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder -m "not serial"``: pytest-xdist workers
-   (most tests wait on Slurm or on subprocesses, so there are more workers than cores);
+   (default 4: twice the cores, as most tests wait on Slurm or on subprocesses; measured on the 2-core machine,
+   4, 6 and 8 workers took the same time: the suite is bound by CPU, mostly the Slurm tasks' imports);
 2. ``pytest -m serial``: the tests marked ``serial``, one at a time, once every other test has ended.
 
 A test is ``serial`` when it changes cluster-wide state that other Slurm tests would see: it stops or starts a

@@ -95,7 +95,7 @@ def _cancel_once_running(sink: RecordingSink, name: str,
     """A started thread that scancels the task holding ``name`` once squeue shows it RUNNING and ``ready()``."""
 
     def cancel() -> None:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # the task may wait for room on its node beside other tests' jobs
         while time.monotonic() < deadline:
             ids = next((e.job_ids for e in sink.events if isinstance(e, Submitted) and e.job_ids), None)
             if ids and ready():
