@@ -7,6 +7,7 @@
       journal.jsonl               the append-only journal, the only source of truth
       results.csv                 one row per finished evaluation, rebuilt from the journal
       driver.lock, driver.log     the running driver's lock and log
+      driver.lease                the running driver's lease: host, pid, Slurm job, heartbeat
       evals/<name>/               an evaluation's work directory (checkpoints; survives requeues)
       evals/pack-<a>--<b>/        the same for a pack trained together
       report/                     figures and tables
@@ -24,6 +25,7 @@ JOURNAL = "journal.jsonl"
 CONFIG = "config.yaml"
 RESULTS = "results.csv"
 LOCK = "driver.lock"
+LEASE = "driver.lease"
 DRIVER_LOG = "driver.log"
 REPORT = "report"
 EVALS = "evals"
