@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ from workflow.config import Config, apply_override, from_mapping, load_config
 from workflow.errors import RunDirError, WorkflowError
 from workflow.preflight import preflight
 from workflow.store import RunStore
-from workflow.store.layout import JOURNAL
+from workflow.store.layout import JOURNAL, resume_command
 from workflow.store.rundir import RUNTIME_SECTIONS, prepare_run_dir
 
 
@@ -243,8 +242,7 @@ def interrupted_message(run_dir: Path | None) -> str:
         return "interrupted"
     if not (Path(run_dir) / JOURNAL).exists():
         return f"interrupted before the run directory {run_dir} was created; nothing to resume"
-    command = shlex.join(["python", "-m", "workflow", "resume", str(run_dir)])
-    return f"interrupted: the run directory is consistent; continue with `{command}`"
+    return f"interrupted: the run directory is consistent; continue with `{resume_command(run_dir)}`"
 
 
 if __name__ == "__main__":

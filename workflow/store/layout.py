@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,11 @@ DRIVER_LOG = "driver.log"
 REPORT = "report"
 EVALS = "evals"
 ISLANDS = "islands"
+
+
+def resume_command(run_dir: Path) -> str:
+    """``python -m workflow resume RUN_DIR``, quoted so that it can be pasted into a shell as it is."""
+    return shlex.join(["python", "-m", "workflow", "resume", str(run_dir)])
 
 
 def island_dir(parent: Path, island: int) -> Path:

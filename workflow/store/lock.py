@@ -82,6 +82,23 @@ def heartbeat_age_s(lease: dict[str, Any], now: float | None = None) -> float | 
     return max(0.0, (time.time() if now is None else now) - float(beat))
 
 
+def lease_holder(run_dir: Path) -> dict[str, Any]:
+    """Whether a driver holds ``run_dir``, read from its lease alone (never takes or disturbs the lock).
+
+    ``{"held": bool, "host", "pid", "slurm_job", "heartbeat_age_s"}``: ``held`` when the lease's heartbeat is
+    within its timeout and, for a lease from this host, its pid is alive; the other keys name the (last) holder,
+    None without a lease.
+    """
+    lease = read_lease(run_dir)
+    age = heartbeat_age_s(lease)
+    timeout = lease.get("timeout_s")
+    timeout = float(timeout) if isinstance(timeout, (int, float)) else lease_timeout_s()
+    dead_here = lease.get("host") == socket.gethostname() and not _pid_alive(lease.get("pid"))
+    return {"held": bool(lease) and age is not None and age <= timeout and not dead_here,
+            "host": lease.get("host"), "pid": lease.get("pid"), "slurm_job": lease.get("slurm_job"),
+            "heartbeat_age_s": None if age is None else round(age, 1)}
+
+
 def _pid_alive(pid: object) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
