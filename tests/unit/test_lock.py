@@ -57,7 +57,7 @@ def test_second_driver_is_refused_when_flock_fails_as_on_lustre(tmp_path, no_flo
             DriverLock(tmp_path).acquire()
         assert first.holder()["pid"] == os.getpid()
     message = str(refused.value)
-    assert "\n" not in message
+    assert "\n" not in message and f"run directory {tmp_path} is in use by another driver (" in message
     assert f"pid {os.getpid()} on host {socket.gethostname()}" in message and "last heartbeat" in message
     unsupported = [r for r in caplog.records if "flock is not supported" in r.getMessage()]
     assert len(unsupported) == 1 and "ENOSYS" in unsupported[0].getMessage()  # logged once for two tries
@@ -154,7 +154,7 @@ def test_holder_keeps_refreshing_so_a_short_timeout_does_not_let_a_second_host_i
         # Wait past the timeout, measured on the lease's own heartbeats: the holder is alive, so it stays fresh.
         assert _until(lambda: read_lease(tmp_path).get("heartbeat", 0) > start + 0.5)
         monkeypatch.setattr(socket, "gethostname", lambda: "login2")
-        with pytest.raises(RunDirError, match="held by another driver"):
+        with pytest.raises(RunDirError, match="in use by another driver"):
             DriverLock(tmp_path, timeout_s=0.3).acquire()
 
 

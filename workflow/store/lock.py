@@ -217,7 +217,7 @@ class DriverLock:
                         describe_holder(lease), _seconds(age), f"{self.timeout_s:g}")
         else:
             raise RunDirError(
-                f"run directory {self.path.parent} is held by another driver ({describe_holder(lease)}, "
+                f"run directory {self.path.parent} is in use by another driver ({describe_holder(lease)}, "
                 f"last heartbeat {_seconds(age)} ago, lease timeout {self.timeout_s:g} s); "
                 "stop it first or follow it with `status`")
         self._took_over = True
