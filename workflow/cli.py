@@ -17,6 +17,7 @@ from workflow.config import Config, apply_override, from_mapping, load_config
 from workflow.errors import RunDirError, WorkflowError
 from workflow.preflight import preflight
 from workflow.store import RunStore
+from workflow.store.layout import JOURNAL, resume_command
 from workflow.store.rundir import RUNTIME_SECTIONS, prepare_run_dir
 
 
@@ -96,7 +97,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     config = load_config(args.config, args.overrides)
     _single_population(config, str(args.config))
     preflight(config)
-    run_dir = _run_dir(args, config)
+    run_dir = args.resume_dir = _run_dir(args, config)
     prepare_run_dir(config, run_dir, force=args.force)
     return drive(config, run_dir, write_report=not args.no_report, requeue_on_signal=args.requeue_on_signal)
 
@@ -107,7 +108,7 @@ def cmd_submit(args: argparse.Namespace, argv: Sequence[str]) -> int:
     config = load_config(args.config, ["backend.name=slurm", *args.overrides])
     _single_population(config, str(args.config))
     preflight(config)
-    run_dir = _run_dir(args, config)
+    run_dir = args.resume_dir = _run_dir(args, config)
     prepare_run_dir(config, run_dir)
     return detach(run_dir)
 
@@ -117,7 +118,7 @@ def cmd_islands(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     config = load_config(args.config, args.overrides)
     preflight(config)
-    run_dir = _run_dir(args, config)
+    run_dir = args.resume_dir = _run_dir(args, config)
     return drive_islands(config, run_dir, argv, create=True,
                          prepare=lambda: prepare_run_dir(config, run_dir, force=args.force))
 
@@ -144,6 +145,7 @@ def cmd_resume(args: argparse.Namespace, argv: Sequence[str]) -> int:
     parent = store.parent()
     if parent is not None:  # one island's directory: the island job resumes as a whole
         store = RunStore.open(parent)
+    args.resume_dir = store.run_dir
     config = resumed_config(store, args.overrides)
     preflight(config)
     if config.islands.count > 1:
@@ -226,8 +228,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted: the run directory is consistent; continue with `resume`", file=sys.stderr)
+        print(interrupted_message(getattr(args, "resume_dir", None)), file=sys.stderr)
         return 130
+
+
+def interrupted_message(run_dir: Path | None) -> str:
+    """The one line printed on Ctrl-C: the exact command that continues the run, when there is one to continue.
+
+    ``run_dir`` is set by the commands that drive a run once they know their run directory; None before that
+    (or for commands that drive nothing).
+    """
+    if run_dir is None:
+        return "interrupted"
+    if not (Path(run_dir) / JOURNAL).exists():
+        return f"interrupted before the run directory {run_dir} was created; nothing to resume"
+    return f"interrupted: the run directory is consistent; continue with `{resume_command(run_dir)}`"
 
 
 if __name__ == "__main__":

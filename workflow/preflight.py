@@ -32,7 +32,7 @@ def check_data(config: Config) -> None:
 
 def check_objective(config: Config) -> None:
     """A user's objective can be used: the function imports and takes (hparams, context); every placeholder of
-    a command names a gene or a context value."""
+    a command names a gene or a context value, and its program and script exist (relative to its cwd)."""
     objective = config.objective
     if objective.kind == "python":
         from workflow.objectives.python import ObjectiveError, check_function
@@ -42,10 +42,11 @@ def check_objective(config: Config) -> None:
         except ObjectiveError as exc:
             raise ConfigError("objective.function", objective.function, str(exc)) from None
     elif objective.kind == "command":
-        from workflow.objectives.command import check_command
+        from workflow.objectives.command import check_command, check_command_files
 
         try:
             check_command(objective, config.search_space().names)
+            check_command_files(objective)
         except ValueError as exc:
             raise ConfigError("objective.argv", list(objective.argv), str(exc)) from None
 

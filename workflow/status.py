@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ from rich.table import Table
 from workflow.errors import ClusterError
 from workflow.front import objective_values, pareto_front
 from workflow.store import RunState, RunStore
-from workflow.store.layout import JOURNAL, island_dir
+from workflow.store.layout import JOURNAL, island_dir, resume_command
+from workflow.store.lock import lease_holder
 
 
 def run_status(run_dir: Path) -> dict[str, Any]:
@@ -69,12 +71,23 @@ def _status(store: RunStore, state: RunState) -> dict[str, Any]:
             "hparams": dict(best.candidate.hparams),
         },
         "finished": state.finished,
+        **_driver(store.run_dir, state.finished),
         "per_generation": generations,
         **({"pareto": [{"name": e.candidate.name, "objectives": objective_values(e, config.optimizer.objectives),
                         "hparams": dict(e.candidate.hparams)}
                        for e in pareto_front(evaluated, config.optimizer.objectives)]}
            if config.multi_objective else {}),
     }
+
+
+def _driver(run_dir: Path, finished: bool, islands: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """``driver``: who holds the run, read from its lease (never taking the lock; for an island run, the first
+    island's driver that holds one); ``resume``: the command that continues it when no driver holds it and it is
+    not finished, else None."""
+    driver = lease_holder(run_dir)
+    driver.pop("slurm_job")
+    driver = next((i["driver"] for i in islands if i.get("driver", {}).get("held")), driver)
+    return {"driver": driver, "resume": None if driver["held"] or finished else resume_command(run_dir)}
 
 
 def _queue_states(job_ids: set[str]) -> dict[str, str]:
@@ -117,6 +130,7 @@ def islands_status(parent: Path, count: int) -> dict[str, Any]:
         "generation": min((i.get("generation", 0) for i in islands), default=0),
         "generations": config.optimizer.generations,
         "evaluations": totals, "best": best, "finished": all(i["finished"] for i in islands),
+        **_driver(parent, all(i["finished"] for i in islands), islands),
         "islands": islands,
     }
 
@@ -138,6 +152,7 @@ def print_status(status: dict[str, Any], console: Console | None = None) -> None
         if status["best"]:
             b = status["best"]
             console.print(f"global best: island {b['island']} {b['name']} fitness {b['fitness']:.5g} {b['hparams']}")
+        _print_driver(status, console)
         return
     ev = status["evaluations"]
     state = "finished" if status["finished"] else "in progress"
@@ -147,6 +162,7 @@ def print_status(status: dict[str, Any], console: Console | None = None) -> None
                   f"{status['backend']}): {state}, {block} {status['generation']}/{status['generations']}")
     console.print(f"evaluations: done {ev['done']}, failed {ev['failed']}, in flight {ev.get('in_flight', 0)}, "
                   f"pending {ev['pending']}, planned {ev['planned']}")
+    _print_driver(status, console)
     if status["best"]:
         best = status["best"]
         console.print(f"best: {best['name']} fitness {best['fitness']:.5g} {best['hparams']}")
@@ -163,6 +179,20 @@ def print_status(status: dict[str, Any], console: Console | None = None) -> None
         table.add_row(str(gen["generation"]), str(gen["done"]), str(gen["failed"]), str(gen["pending"]),
                       str(gen["running"]), _id_ranges(gen["job_ids"]))
     console.print(table)
+
+
+def _print_driver(status: dict[str, Any], console: Console) -> None:
+    """One line: the driver holding the run, or that none does and the exact command that continues it."""
+    driver = status.get("driver") or {}
+    if driver.get("held"):
+        console.print(f"driver: pid {driver['pid']} on {driver['host']}, last heartbeat "
+                      f"{driver['heartbeat_age_s']:.0f} s ago", highlight=False)
+        return
+    if status.get("resume"):
+        console.print(f"driver: none; continue with `{status['resume']}`", highlight=False, markup=False,
+                      soft_wrap=True)
+    elif "islands" not in status:
+        console.print("driver: none", highlight=False)
 
 
 def _id_ranges(job_ids: list[str]) -> str:

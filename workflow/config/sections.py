@@ -128,7 +128,8 @@ class ObjectiveConfig(_Section):
     function: str | None = None
     #: ``python``: a directory put on ``sys.path`` of the driver and of every evaluation.
     path: str | None = None
-    #: ``command``: the argument list, with ``{gene}``, ``{name}``, ``{seed}``, ``{workdir}``, ``{attempt}``.
+    #: ``command``: the argument list, with ``{gene}``, ``{name}``, ``{seed}``, ``{workdir}``, ``{attempt}``,
+    #: ``{python}`` (the driver's interpreter).
     argv: tuple[str, ...] = ()
     #: ``command``: the working directory of the command.
     cwd: str | None = None

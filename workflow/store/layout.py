@@ -7,6 +7,7 @@
       journal.jsonl               the append-only journal, the only source of truth
       results.csv                 one row per finished evaluation, rebuilt from the journal
       driver.lock, driver.log     the running driver's lock and log
+      driver.lease                the running driver's lease: host, pid, Slurm job, heartbeat
       evals/<name>/               an evaluation's work directory (checkpoints; survives requeues)
       evals/pack-<a>--<b>/        the same for a pack trained together
       report/                     figures and tables
@@ -15,6 +16,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,10 +26,16 @@ JOURNAL = "journal.jsonl"
 CONFIG = "config.yaml"
 RESULTS = "results.csv"
 LOCK = "driver.lock"
+LEASE = "driver.lease"
 DRIVER_LOG = "driver.log"
 REPORT = "report"
 EVALS = "evals"
 ISLANDS = "islands"
+
+
+def resume_command(run_dir: Path) -> str:
+    """``python -m workflow resume RUN_DIR``, quoted so that it can be pasted into a shell as it is."""
+    return shlex.join(["python", "-m", "workflow", "resume", str(run_dir)])
 
 
 def island_dir(parent: Path, island: int) -> Path:
