@@ -1,7 +1,8 @@
 """``python -m workflow <command> ...``: argument parsing and a dispatch table, nothing else.
 
 Every command checks what it is given (config, overrides, files, the cluster) before it creates or submits
-anything; a refusal is one line on stderr and exit status 2 (4: the search stopped early, resumable).
+anything; a refusal is one line on stderr and exit status 2 (4: the search stopped early, resumable; 5: a
+full disk, ENOSPC or EDQUOT, stopped it, resumable once space is freed).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from workflow.cluster import sinfo_once
 from workflow.config import Config, apply_override, from_mapping, load_config
-from workflow.errors import RunDirError, WorkflowError
+from workflow.errors import DISK_FULL, DiskFullError, RunDirError, WorkflowError
 from workflow.preflight import preflight
 from workflow.store import RunStore
 from workflow.store.layout import JOURNAL, resume_command
@@ -224,12 +225,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with sinfo_once():  # the pre-flight check and the backend share one answer
             return COMMANDS[args.command](args, argv)
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        run_dir = getattr(args, "resume_dir", None)
+        error = disk_full_error(DiskFullError(exc.filename or run_dir or "?", exc.errno), run_dir)
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     except WorkflowError as exc:
+        if isinstance(exc, DiskFullError):
+            exc = disk_full_error(exc, getattr(args, "resume_dir", None))
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(interrupted_message(getattr(args, "resume_dir", None)), file=sys.stderr)
         return 130
+
+
+def disk_full_error(error: DiskFullError, run_dir: Path | None) -> DiskFullError:
+    """``error`` naming the command that continues ``run_dir``, when there is a run to continue (any write
+    of the driver may meet the full disk; only the store's own writes know their run directory)."""
+    if run_dir is None or not (Path(run_dir) / JOURNAL).exists():
+        return error
+    return error.with_resume(resume_command(run_dir))
 
 
 def interrupted_message(run_dir: Path | None) -> str:

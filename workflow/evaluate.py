@@ -8,6 +8,8 @@ cannot take the driver (or a Slurm array) down with it. Which objective computes
 
 from __future__ import annotations
 
+import errno
+import re
 import time
 import traceback
 from collections.abc import Sequence
@@ -15,11 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workflow.config import Config, ObjectiveConfig, TaskConfig, TrainConfig
+from workflow.errors import DISK_FULL
 from workflow.records import Candidate, Result
 from workflow.tracking.spec import TrackingSpec
 
 #: Reason prefix of an evaluation ended by its time limit without a requeue left.
 TIMEOUT_PREFIX = "TIMEOUT:"
+#: Reason prefix of an evaluation ended by a full disk (ENOSPC, EDQUOT): the disk's fault, not the
+#: candidate's, so the driver stops instead of recording it (see :func:`disk_full`).
+DISK_FULL_PREFIX = "DISK_FULL:"
+_DISK_FULL_REASON = re.compile(rf"^{DISK_FULL_PREFIX} (\w+) while writing (.*)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -42,13 +49,23 @@ class EvaluationSpec:
 
 
 def failure_reason(exc: BaseException) -> str:
-    """One evaluation's exception as a failed result's reason: type, message, the traceback's last frames."""
+    """One evaluation's exception as a failed result's reason: type, message, the traceback's last frames
+    (a full disk: :data:`DISK_FULL_PREFIX`, the error's name and the file, which the driver reads back)."""
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        return f"{DISK_FULL_PREFIX} {errno.errorcode[exc.errno]} while writing {exc.filename or '?'}"
     if type(exc).__name__ == "UncompletedJobError":
         # submitit's handler for Slurm's pre-timeout signal: the time limit is reached and the task could not
         # be requeued (not checkpointable, or out of requeues).
         return f"{TIMEOUT_PREFIX} time limit reached and not requeued ({exc})"
     tail = "".join(traceback.format_exception(exc)[-3:]).strip()
     return f"{type(exc).__name__}: {exc} ({tail[-400:]})"
+
+
+def disk_full(result: Result) -> tuple[int, str] | None:
+    """(errno, file) when ``result`` failed because a disk was full (its reason from :func:`failure_reason`)."""
+    match = _DISK_FULL_REASON.match(result.reason) if not result.ok else None
+    code = getattr(errno, match.group(1), None) if match else None
+    return (code, match.group(2)) if match and code in DISK_FULL else None
 
 
 def run_pack(candidates: Sequence[Candidate], spec: EvaluationSpec, workdir: str) -> list[Result]:

@@ -6,6 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
+from workflow.errors import DISK_FULL
+
 
 def formatter(island: int | None = None) -> logging.Formatter:
     """``12:00:00 INFO message`` (``12:00:00 island 2 INFO message`` for an island's driver)."""
@@ -28,10 +30,21 @@ def log_to_console(island: int | None = None, level: int | None = None) -> None:
         root.addHandler(console)
 
 
+class _LogFile(logging.FileHandler):
+    """``driver.log``: a line that a full disk (ENOSPC, EDQUOT) keeps out is dropped without a traceback on
+    stderr (the console has every line, and the driver stops with one line saying the disk is full)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError) and error.errno in DISK_FULL:
+            return
+        super().handleError(record)
+
+
 def log_to_file(path: Path, island: int | None = None) -> None:
     """Also write the log to ``path`` (appended)."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    handler = logging.FileHandler(path)
+    handler = _LogFile(path)
     handler.setFormatter(formatter(island))
     root.addHandler(handler)

@@ -6,10 +6,13 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from workflow.driver.observers import Observer, SearchRun
+from workflow.errors import DiskFullError
+from workflow.evaluate import disk_full
 from workflow.faults import crash_point
 from workflow.records import Result
 from workflow.stopping import raise_if_stopped
 from workflow.store.events import Abandoned, Recovered, ResultRecorded, Submission, Submitted, Submitting
+from workflow.store.layout import pack_workdir, resume_command
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,13 @@ class JournalSink:
         if result.name in self.run.state.results:
             log.warning("ignoring a second result for %s (already recorded)", result.name)
             return
+        full = disk_full(result)
+        if full is not None and self.run.config.backend.name != "slurm":
+            # The disk's fault, not the candidate's: not recorded, so a resume evaluates it again. (A Slurm
+            # task's result would be read back as it is on resume, so there it is recorded as a failure.)
+            run_dir = self.run.store.run_dir
+            path = full[1] if full[1] != "?" else pack_workdir(run_dir, [self.run.state.candidate(result.name)])
+            raise DiskFullError(path, full[0], resume_command(run_dir))
         self.run.record(ResultRecorded(result=result, generation=self._generation([result.name])), durable=False)
         crash_point("after-result")
         candidate = self.run.state.candidate(result.name)

@@ -1,7 +1,10 @@
 """The run directory's journal: append-only, one JSON event per line, the only source of truth.
 
 Everything else in the run directory is rebuilt from it (see :mod:`workflow.store.state`). A torn last line
-(a crash mid-write) is ignored; a corrupt line elsewhere is an error naming the file and line.
+(a crash mid-write) is ignored by readers and set aside by the next writer (``journal.jsonl.torn-<time>``, one
+warning line; the journal is cut back to its last complete line); a corrupt line elsewhere is an error naming
+the file and line. A full disk (ENOSPC, EDQUOT) leaves no partial line: the write is cut off again and
+:class:`~workflow.errors.DiskFullError` stops the driver.
 
 Durability (group commit): every event is written with one ``write`` before :meth:`RunStore.append` returns,
 so a killed driver (SIGKILL, the end of an allocation) loses nothing: the kernel has the bytes. An fsync,
@@ -16,6 +19,7 @@ from the seed, a lost result is evaluated again (inline, local) or read back fro
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -26,12 +30,21 @@ from pathlib import Path
 import yaml
 
 from workflow.config import Config, from_mapping
-from workflow.errors import RunDirError
-from workflow.store.atomic import atomic_write_text, fsync_dir
+from workflow.errors import DISK_FULL, DiskFullError, RunDirError
+from workflow.store.atomic import (
+    atomic_write,
+    atomic_write_text,
+    fsync_dir,
+    reporting_full_disk,
+    truncate_quietly,
+    write_all,
+)
 from workflow.store.events import Created, Event, decode, encode, stamped
 from workflow.store.layout import CONFIG, JOURNAL, RESULTS
 from workflow.store.results import ResultsFile
 from workflow.store.state import RunState, replay_events
+
+log = logging.getLogger(__name__)
 
 #: Longest time an appended, not yet fsync'ed event waits for the next fsync (see the module docstring).
 GROUP_COMMIT_S = 0.2
@@ -55,6 +68,8 @@ class RunStore:
         self._results: ResultsFile | None = None
         #: When the oldest event not yet fsync'ed was written (None: everything is durable).
         self._unsynced_since: float | None = None
+        #: The journal's size at its last fsync by this store (what a full disk at fsync cuts it back to).
+        self._synced_size: int | None = None
 
     # -- creation -----------------------------------------------------------------------------------
 
@@ -74,8 +89,11 @@ class RunStore:
             store = cls(tmp)
             store.append(Created(name=config.name, pid=os.getpid(), format=JOURNAL_FORMAT, island=island))
             os.rename(tmp, run_dir)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            code = exc.code if isinstance(exc, DiskFullError) else exc.errno if isinstance(exc, OSError) else None
+            if code in DISK_FULL:  # named as the directory asked for: the temporary one is gone, nothing to resume
+                raise DiskFullError(run_dir, code) from exc
             raise
         fsync_dir(run_dir.parent)
         return cls(run_dir)
@@ -108,7 +126,8 @@ class RunStore:
         return self._config
 
     def write_config(self, config: Config) -> None:
-        atomic_write_text(self.run_dir / CONFIG, yaml.safe_dump(config.to_plain(), sort_keys=False))
+        with reporting_full_disk(self.run_dir / CONFIG, self.run_dir):
+            atomic_write_text(self.run_dir / CONFIG, yaml.safe_dump(config.to_plain(), sort_keys=False))
         self._config = config
 
     def island_count(self) -> int:
@@ -125,48 +144,83 @@ class RunStore:
     # -- journal ------------------------------------------------------------------------------------
 
     def append(self, event: Event, durable: bool = True) -> Event:
-        """Append one event (a single ``write`` of one line on an O_APPEND descriptor); returns it as written
-        (with its time ``t``). ``durable``: fsync'ed before returning; otherwise by the group commit (within
-        :data:`GROUP_COMMIT_S`, or at the next :meth:`flush`)."""
+        """Append one event (one line, written whole on an O_APPEND descriptor); returns it as written (with its
+        time ``t``). ``durable``: fsync'ed before returning; otherwise by the group commit (within
+        :data:`GROUP_COMMIT_S`, or at the next :meth:`flush`).
+
+        A full disk (ENOSPC, EDQUOT) raises :class:`~workflow.errors.DiskFullError` after the line is cut off
+        again: the journal ends with its last complete event, and a resume redoes what this one said."""
         event = stamped(event, round(time.time(), 3))
         line = (json.dumps(encode(event), separators=(",", ":"), allow_nan=False) + "\n").encode()
-        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            if not self._tail_checked:  # only a crash before this store's first append can have torn the tail
-                self._heal_torn_tail(fd)
-                self._tail_checked = True
-            os.write(fd, line)
-            now = time.monotonic()
-            if self._unsynced_since is None:
-                self._unsynced_since = now
-            if durable or now - self._unsynced_since >= GROUP_COMMIT_S:
-                os.fsync(fd)
-                self._unsynced_since = None
-        finally:
-            os.close(fd)
+        with reporting_full_disk(self.journal_path, self.run_dir):
+            fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                if not self._tail_checked:  # only a crash before this store's first append can have torn the tail
+                    self._set_aside_torn_tail(fd)
+                    self._tail_checked = True
+                end = os.fstat(fd).st_size
+                if self._synced_size is None:
+                    self._synced_size = end
+                try:
+                    write_all(fd, line)
+                except OSError:
+                    truncate_quietly(fd, end)
+                    raise
+                now = time.monotonic()
+                if self._unsynced_since is None:
+                    self._unsynced_since = now
+                if durable or now - self._unsynced_since >= GROUP_COMMIT_S:
+                    self._fsync(fd)
+            finally:
+                os.close(fd)
         return event
 
     def flush(self) -> None:
         """fsync every event appended so far (nothing to do when they all are)."""
         if self._unsynced_since is None:
             return
-        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND)
+        with reporting_full_disk(self.journal_path, self.run_dir):
+            fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND)
+            try:
+                self._fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _fsync(self, fd: int) -> None:
         try:
             os.fsync(fd)
-        finally:
-            os.close(fd)
+        except OSError as exc:
+            # Some filesystems (NFS, Lustre, quotas) report a full disk only here: what the disk may not hold
+            # is not kept either, so the journal is what a machine crash would have left (group commit).
+            if exc.errno in DISK_FULL and self._synced_size is not None:
+                truncate_quietly(fd, self._synced_size)
+                self._unsynced_since = None
+            raise
+        self._synced_size = os.fstat(fd).st_size
         self._unsynced_since = None
 
-    def _heal_torn_tail(self, fd: int) -> None:
-        # After a crash mid-write the file may end without a newline: start a fresh line so the next event
-        # is not glued to the torn one (which replay then skips as the torn record it is).
+    def _set_aside_torn_tail(self, fd: int) -> None:
+        """After a crash mid-write the journal may end without a newline: move the torn bytes to
+        ``journal.jsonl.torn-<time>`` (one warning line) and cut the journal back to its last complete line,
+        so the next event starts a line of its own. The torn event was never applied (replay skips it), so
+        the driver does again what it said. A last line that lacks only its newline is a whole event
+        (replay applied it): it gets its newline and stays."""
         size = os.fstat(fd).st_size
-        if size == 0:
+        keep = _last_line_end(self.journal_path, size)
+        if keep == size:
             return
         with open(self.journal_path, "rb") as handle:
-            handle.seek(size - 1)
-            if handle.read(1) != b"\n":
-                os.write(fd, b"\n")
+            handle.seek(keep)
+            torn = handle.read(size - keep)
+        if _is_event(torn):
+            write_all(fd, b"\n")
+            return
+        aside = self.run_dir / f"{JOURNAL}.torn-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        atomic_write(aside, lambda handle: handle.write(torn))
+        os.ftruncate(fd, keep)
+        os.fsync(fd)
+        log.warning("the journal %s ended with a torn line (%d bytes, a crash mid-write): set aside to %s; "
+                    "what it would have said is done again", self.journal_path, len(torn), aside.name)
 
     def events(self) -> Iterator[Event]:
         """Yield the journal's typed events; skip a torn final line, reject corrupt lines elsewhere."""
@@ -205,8 +259,34 @@ class RunStore:
     def results(self) -> ResultsFile:
         """This run's ``results.csv``, kept current by appending (:class:`ResultsFile`)."""
         if self._results is None:
-            self._results = ResultsFile(self.run_dir / RESULTS, self.config().search_space())
+            self._results = ResultsFile(self.run_dir / RESULTS, self.config().search_space(), self.run_dir)
         return self._results
+
+
+def _last_line_end(path: Path, size: int, chunk: int = 1 << 16) -> int:
+    """The offset just past the last newline in the first ``size`` bytes of ``path`` (0: none), read from the end."""
+    with open(path, "rb") as handle:
+        end = size
+        while end > 0:
+            start = max(0, end - chunk)
+            handle.seek(start)
+            found = handle.read(end - start).rfind(b"\n")
+            if found >= 0:
+                return start + found + 1
+            end = start
+    return 0
+
+
+def _is_event(line: bytes) -> bool:
+    """Whether ``line`` is a whole journal event (as :meth:`RunStore.events` reads one)."""
+    try:
+        raw = json.loads(line)
+        if not isinstance(raw, dict) or "event" not in raw:
+            return False
+        decode(raw)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_healed_tear(line: bytes) -> bool:

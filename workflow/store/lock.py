@@ -37,6 +37,7 @@ from types import TracebackType
 from typing import Any
 
 from workflow.errors import RunDirError
+from workflow.store.atomic import write_all
 from workflow.store.layout import LEASE, LOCK
 
 log = logging.getLogger(__name__)
@@ -153,9 +154,14 @@ class DriverLock:
         if previous.get("pid") and not previous.get("released") and not self._took_over:
             log.warning("the previous driver (%s) ended without releasing the run directory; taking over",
                         describe_holder(previous))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({**self._record, "released": False}).encode(), 0)
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({**self._record, "released": False}).encode(), 0)
+            os.fsync(fd)
+        except BaseException:  # a full disk: leave nothing held behind
+            self._drop_lease()
+            os.close(fd)
+            raise
         self._fd = fd
         self._stop.clear()
         self._thread = threading.Thread(target=self._heartbeat, name=f"lease {self.path.parent}", daemon=True)
@@ -283,8 +289,11 @@ class DriverLock:
         tmp = self.lease_path.with_name(f"{LEASE}.tmp.{self._token}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, json.dumps(self._record).encode())
+            write_all(fd, json.dumps(self._record).encode())
             os.fsync(fd)
+        except BaseException:  # a full disk: no half-written temp file left behind
+            tmp.unlink(missing_ok=True)
+            raise
         finally:
             os.close(fd)
         return tmp
@@ -314,10 +323,12 @@ class DriverLock:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        if read_lease(self.path.parent).get("token") == self._token:
-            self.lease_path.unlink(missing_ok=True)
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, json.dumps({**self._record, "released": True}).encode(), 0)
+        self._drop_lease()
+        try:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, json.dumps({**self._record, "released": True}).encode(), 0)
+        except OSError as exc:  # a full disk: the next driver warns that this one did not release; no harm
+            log.info("could not record the release in %s: %s", self.path, exc)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         except OSError as exc:
@@ -325,6 +336,10 @@ class DriverLock:
                 raise
         os.close(self._fd)
         self._fd = None
+
+    def _drop_lease(self) -> None:
+        if read_lease(self.path.parent).get("token") == self._token:
+            self.lease_path.unlink(missing_ok=True)
 
     def __enter__(self) -> DriverLock:
         self.acquire()

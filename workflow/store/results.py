@@ -17,7 +17,7 @@ from typing import Any
 
 from workflow.records import Candidate, Evaluated, Result
 from workflow.space import SearchSpace
-from workflow.store.atomic import atomic_write_text
+from workflow.store.atomic import append_whole, atomic_write_text, reporting_full_disk
 
 #: ``search`` is the optimizer that asked for the evaluation (ga, bo, random): "optimizer" may be a gene.
 IDENTITY_COLUMNS = ("name", "search", "island", "generation", "index")
@@ -63,8 +63,10 @@ def write_results_file(path: Path, space: SearchSpace, evaluated: Sequence[Evalu
 class ResultsFile:
     """``results.csv`` kept current at a flat cost: one appended row per result.
 
-    The rows are written, not fsync'ed: the file is derived from the journal, and a driver that starts checks
-    it against the journal and rebuilds it when a machine crash left it behind.
+    A row is appended whole or not at all, and a rebuild is atomic: on a full disk the file stays its old
+    complete self (and :class:`~workflow.errors.DiskFullError` says so). The rows are written, not fsync'ed:
+    the file is derived from the journal, and a driver that starts checks it against the journal and rebuilds
+    it when a machine crash left it behind.
 
     The whole table is written again (atomically) only when it must be: when it is missing, behind the journal
     or has other columns after a crash (:meth:`sync`, when a driver starts), when a result brings a metric the
@@ -72,8 +74,10 @@ class ResultsFile:
     order the candidates were asked instead of the order their results arrived).
     """
 
-    def __init__(self, path: Path, space: SearchSpace) -> None:
+    def __init__(self, path: Path, space: SearchSpace, run_dir: Path | None = None) -> None:
         self.path, self.space = Path(path), space
+        #: The run directory a full disk's message names the resume command of.
+        self.run_dir = run_dir
         self._columns: list[str] | None = None
 
     def sync(self, evaluated: Sequence[Evaluated], rewrite: bool = False) -> None:
@@ -82,7 +86,8 @@ class ResultsFile:
         if not rewrite and self._holds(wanted, len(evaluated)):
             self._columns = wanted
             return
-        write_results_file(self.path, self.space, evaluated)
+        with reporting_full_disk(self.path, self.run_dir):
+            write_results_file(self.path, self.space, evaluated)
         self._columns = wanted
 
     def append(self, candidate: Candidate, result: Result, evaluated: Callable[[], Sequence[Evaluated]]) -> None:
@@ -93,8 +98,8 @@ class ResultsFile:
         buffer = io.StringIO()
         csv.DictWriter(buffer, fieldnames=self._columns, lineterminator="\n", extrasaction="ignore").writerow(
             results_row(candidate, result, self.space))
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(buffer.getvalue())
+        with reporting_full_disk(self.path, self.run_dir):
+            append_whole(self.path, buffer.getvalue().encode())
 
     def _holds(self, wanted: list[str], rows: int) -> bool:
         """Whether the file has the ``wanted`` header and ``rows`` complete rows (one pass over the file)."""
