@@ -6,14 +6,15 @@ warning line; the journal is cut back to its last complete line); a corrupt line
 the file and line. A full disk (ENOSPC, EDQUOT) leaves no partial line: the write is cut off again and
 :class:`~workflow.errors.DiskFullError` stops the driver.
 
-Durability (group commit): every event is written with one ``write`` before :meth:`RunStore.append` returns,
-so a killed driver (SIGKILL, the end of an allocation) loses nothing: the kernel has the bytes. An fsync,
-which only a machine crash needs, costs more than everything else the driver does for an evaluation, so the
-driver's frequent events (asked, submitted, result, told) are fsync'ed together: at the latest
-:data:`GROUP_COMMIT_S` after the first of them, before the driver waits for results, before anything leaves
-the machine (a Slurm submission's intent is durable before sbatch runs) and when the driver stops. After a
-machine crash at most that window of events is gone, and none of them can be missed: asks and tells replay
-from the seed, a lost result is evaluated again (inline, local) or read back from its Slurm task.
+Durability (group commit): every event is written whole before :meth:`RunStore.append` returns, so a killed
+driver (SIGKILL, the end of an allocation) loses nothing: the kernel has the bytes. An fsync, which only a
+machine crash needs, costs more than everything else the driver does for an evaluation, so the driver's
+frequent events (asked, submitted, result, told) are fsync'ed together: with the first event written
+:data:`GROUP_COMMIT_S` or more after the oldest unsynced one, before the driver waits for results, before
+anything leaves the machine (a Slurm submission's intent is durable before sbatch runs) and when the driver
+stops. After a machine crash at most the events since the last fsync are gone, and none of them can be
+missed: asks and tells replay from the seed, a lost result is evaluated again (inline, local) or read back
+from its Slurm task.
 """
 
 from __future__ import annotations
