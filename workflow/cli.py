@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("overrides", nargs="*",
                         help=f"runtime overrides ({', '.join(RUNTIME_SECTIONS)} sections), e.g. backend.timeout_s=900")
     resume.add_argument("--no-report", action="store_true")
+    resume.add_argument("--retry-failed", action="store_true",
+                        help="evaluate every failed evaluation again first (same names, the next attempt)")
     resume.add_argument("--requeue-on-signal", action="store_true",
                         help="inside a Slurm job: on SIGUSR1/SIGTERM stop cleanly and requeue this job")
 
@@ -149,6 +151,8 @@ def cmd_resume(args: argparse.Namespace, argv: Sequence[str]) -> int:
     config = resumed_config(store, args.overrides)
     preflight(config)
     if config.islands.count > 1:
+        if args.retry_failed:
+            raise RunDirError("resume --retry-failed: not available for the island model (resume it without)")
         if args.overrides:
             from workflow.islands.launch import mpi_world_size
 
@@ -159,7 +163,8 @@ def cmd_resume(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return drive_islands(config, store.run_dir, ["resume", str(store.run_dir)], create=False)
     if args.overrides:
         prepare_run_dir(config, store.run_dir)
-    return drive(config, store.run_dir, write_report=not args.no_report, requeue_on_signal=args.requeue_on_signal)
+    return drive(config, store.run_dir, write_report=not args.no_report, requeue_on_signal=args.requeue_on_signal,
+                 retry_failed=args.retry_failed)
 
 
 def cmd_status(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -28,14 +28,16 @@ log = logging.getLogger("workflow")
 STOPPED_BY_SIGNAL = 3
 
 
-def drive(config: Config, run_dir: Path, *, write_report: bool, requeue_on_signal: bool = False) -> int:
+def drive(config: Config, run_dir: Path, *, write_report: bool, requeue_on_signal: bool = False,
+          retry_failed: bool = False) -> int:
     """Run the search in ``run_dir`` in this process; the exit status of the command."""
     log_to_console()
     log_to_file(run_dir / DRIVER_LOG)
     stop_on((signal.SIGTERM, signal.SIGUSR1))
     progress: Observer = RichProgress() if sys.stderr.isatty() else LogProgress()
     try:
-        summary = run_search(config, run_dir, observers=with_tracking(config, run_dir, [progress]))
+        summary = run_search(config, run_dir, observers=with_tracking(config, run_dir, [progress]),
+                             retry_failed=retry_failed)
     except DriverSignal as stop:
         forget_stop()
         # Every event is already durable in the journal: nothing to flush beyond what the lock release did.

@@ -45,7 +45,8 @@ class JournalSink:
         if result.name in self.run.state.results:
             log.warning("ignoring a second result for %s (already recorded)", result.name)
             return
-        self.run.record(ResultRecorded(result=result, generation=self._generation([result.name])), durable=False)
+        self.run.record(ResultRecorded(result=result, generation=self._generation([result.name]),
+                                       attempt=self.run.state.attempt(result.name)), durable=False)
         crash_point("after-result")
         candidate = self.run.state.candidate(result.name)
         self.run.store.results().append(candidate, self.run.state.results[result.name], self.run.state.evaluated)
