@@ -1,7 +1,8 @@
 """``python -m workflow <command> ...``: argument parsing and a dispatch table, nothing else.
 
 Every command checks what it is given (config, overrides, files, the cluster) before it creates or submits
-anything; a refusal is one line on stderr and exit status 2 (4: the search stopped early, resumable).
+anything; a refusal is one line on stderr and exit status 2 (3: stopped by a signal; 4: the search stopped
+early, resumable; 5: finished without a successful evaluation; 130: Ctrl-C).
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from workflow.records import Candidate, Evaluated
 from workflow.stopping import raise_if_stopped
 from workflow.store import RunStore
 from workflow.store.events import Asked, Finished, Retrying, Stopped, Told
+from workflow.store.layout import resume_command
 from workflow.store.lock import DriverLock
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,27 @@ class RunSummary:
     evaluations: int
     failed: int
     best: Evaluated | None
+    #: The most common failure reason (its first :data:`REASON_KEY_CHARS` characters, on one line) and how
+    #: many failed evaluations gave it ("" and 0 when none failed).
+    reason: str = ""
+    reason_hits: int = 0
+
+
+#: A reason shown in a one-line message is cut (at its end) to this many characters.
+REASON_SHOWN_CHARS = 400
+
+
+def most_common_reason(evaluated: Sequence[Evaluated]) -> tuple[str, int]:
+    """The most common reason among the failed ``evaluated`` and how many gave it: reasons are compared on their
+    first :data:`REASON_KEY_CHARS` characters, and shown on one line without the frames of where it was raised
+    (``... (at file.py:12 in f: ...)``), which the journal and results.csv keep."""
+    failed = [e.result.reason for e in evaluated if not e.result.ok]
+    if not failed:
+        return "", 0
+    keys = Counter(reason[:REASON_KEY_CHARS] for reason in failed)
+    key, hits = keys.most_common(1)[0]
+    shown = " ".join(next(r for r in failed if r.startswith(key)).split(" (at ", 1)[0].split())
+    return (shown if len(shown) <= REASON_SHOWN_CHARS else shown[:REASON_SHOWN_CHARS - 3] + "..."), hits
 
 
 def run_search(config: Config, run_dir: Path, *, backend: Backend | None = None,
@@ -82,8 +104,10 @@ def run_search(config: Config, run_dir: Path, *, backend: Backend | None = None,
             if own_backend:
                 backend.close()
     evaluated = state.evaluated()
+    reason, hits = most_common_reason(evaluated)
     return RunSummary(run_dir=Path(run_dir), evaluations=len(evaluated),
-                      failed=sum(not e.result.ok for e in evaluated), best=state.best())
+                      failed=sum(not e.result.ok for e in evaluated), best=state.best(), reason=reason,
+                      reason_hits=hits)
 
 
 class _Loop:
@@ -227,12 +251,11 @@ class _Loop:
         rate = run.config.optimizer.max_failure_rate
         if not members or len(failed) / len(members) < rate or (run.optimizer.finished and not before_tell):
             return
-        reasons = Counter(e.result.reason[:REASON_KEY_CHARS] for e in failed)
-        reason, hits = reasons.most_common(1)[0]
+        reason, hits = most_common_reason(failed)
         what = "every evaluation" if len(failed) == len(members) else f"{len(failed)} of {len(members)} evaluations"
         message = (f"stopped after generation {number}: {what} failed (optimizer.max_failure_rate={rate:g}); "
-                   f"most common reason ({hits} of {len(failed)}): {' '.join(reason.split())}; fix the cause, then "
-                   f"`python -m workflow resume {run.store.run_dir}` (runtime settings may be overridden there, "
-                   "e.g. backend.timeout_s=900)")
+                   f"most common reason ({hits} of {len(failed)}): {reason}; fix the cause, then "
+                   f"`{resume_command(run.store.run_dir)}` (it evaluates them again first; runtime settings may be "
+                   "overridden there, e.g. backend.timeout_s=900)")
         run.record(Stopped(generation=number, failed=len(failed), reason=reason))
         raise SearchStopped(message)
