@@ -147,3 +147,27 @@ def test_a_retry_interrupted_before_its_results_is_finished_by_the_next_driver(t
     state = RunStore.open(run_dir).replay()
     assert state.results["fitness-2-1"].ok and state.attempt("fitness-2-1") == 2
     assert summary.failed == 2 and not state.retrying_told()
+
+
+def test_steady_state_retries_the_stopped_block_before_asking_anything_new(tmp_path, monkeypatch):
+    config = _config("fails_unless_ready", mode="steady_state")
+    monkeypatch.delenv("GASLURM_TEST_READY", raising=False)
+    run_dir = tmp_path / "run"
+    with pytest.raises(SearchStopped):
+        _run(config, run_dir)
+    stopped = RunStore.open(run_dir).replay()
+    block = stopped.stopped_generation
+    assert block == 1 and all(n in stopped.told_names for n in (c.name for c in stopped.members[1]))
+    monkeypatch.setenv("GASLURM_TEST_READY", "1")
+    summary = _run(config, run_dir)
+    assert summary.evaluations == 12 and summary.failed == 0
+    events = list(RunStore.open(run_dir).events())
+    retry = next(i for i, e in enumerate(events) if isinstance(e, Retrying))
+    retried = set(events[retry].names)
+    last_retried_result = max(i for i, e in enumerate(events) if isinstance(e, ResultRecorded)
+                              and e.result.name in retried and e.attempt == 2)
+    assert not any(isinstance(e, Asked) for e in events[retry:last_retried_result])
+    # Told already, the block's new results are not told again; replay is exact (a resume adds nothing).
+    assert not any(isinstance(e, Told) and e.names and retried & set(e.names) for e in events[retry:])
+    assert _run(config, run_dir).evaluations == 12
+    assert len(list(RunStore.open(run_dir).events())) == len(events)
