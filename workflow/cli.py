@@ -1,8 +1,9 @@
 """``python -m workflow <command> ...``: argument parsing and a dispatch table, nothing else.
 
 Every command checks what it is given (config, overrides, files, the cluster) before it creates or submits
-anything; a refusal is one line on stderr and exit status 2 (4: the search stopped early, resumable; 5: a
-full disk, ENOSPC or EDQUOT, stopped it, resumable once space is freed).
+anything; a refusal is one line on stderr and exit status 2 (3: stopped by a signal; 4: the search stopped
+early, resumable; 5: a full disk, ENOSPC or EDQUOT, stopped it, resumable once space is freed; 6: finished
+without a successful evaluation; 130: Ctrl-C).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("overrides", nargs="*",
                         help=f"runtime overrides ({', '.join(RUNTIME_SECTIONS)} sections), e.g. backend.timeout_s=900")
     resume.add_argument("--no-report", action="store_true")
+    resume.add_argument("--retry-failed", action="store_true",
+                        help="evaluate every failed evaluation again first (same names, the next attempt)")
     resume.add_argument("--requeue-on-signal", action="store_true",
                         help="inside a Slurm job: on SIGUSR1/SIGTERM stop cleanly and requeue this job")
 
@@ -150,6 +153,8 @@ def cmd_resume(args: argparse.Namespace, argv: Sequence[str]) -> int:
     config = resumed_config(store, args.overrides)
     preflight(config)
     if config.islands.count > 1:
+        if args.retry_failed:
+            raise RunDirError("resume --retry-failed: not available for the island model (resume it without)")
         if args.overrides:
             from workflow.islands.launch import mpi_world_size
 
@@ -160,7 +165,8 @@ def cmd_resume(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return drive_islands(config, store.run_dir, ["resume", str(store.run_dir)], create=False)
     if args.overrides:
         prepare_run_dir(config, store.run_dir)
-    return drive(config, store.run_dir, write_report=not args.no_report, requeue_on_signal=args.requeue_on_signal)
+    return drive(config, store.run_dir, write_report=not args.no_report, requeue_on_signal=args.requeue_on_signal,
+                 retry_failed=args.retry_failed)
 
 
 def cmd_status(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import re
+import sysconfig
 import time
 import traceback
 from collections.abc import Sequence
@@ -49,16 +50,68 @@ class EvaluationSpec:
 
 
 def failure_reason(exc: BaseException) -> str:
-    """One evaluation's exception as a failed result's reason: type, message, the traceback's last frames
-    (a full disk: :data:`DISK_FULL_PREFIX`, the error's name and the file, which the driver reads back)."""
+    """One evaluation's exception as a failed result's reason: the exception's type and message, then where it
+    was raised in the user's own files (their last :data:`USER_FRAMES` frames; ours, the standard library's and
+    installed packages' are left out, never cut in the middle). A full disk: :data:`DISK_FULL_PREFIX`, the error's
+    name and the file, which the driver reads back."""
     if isinstance(exc, OSError) and exc.errno in DISK_FULL:
         return f"{DISK_FULL_PREFIX} {errno.errorcode[exc.errno]} while writing {exc.filename or '?'}"
     if type(exc).__name__ == "UncompletedJobError":
         # submitit's handler for Slurm's pre-timeout signal: the time limit is reached and the task could not
         # be requeued (not checkpointable, or out of requeues).
         return f"{TIMEOUT_PREFIX} time limit reached and not requeued ({exc})"
-    tail = "".join(traceback.format_exception(exc)[-3:]).strip()
-    return f"{type(exc).__name__}: {exc} ({tail[-400:]})"
+    message = f"{type(exc).__name__}: {exc}".strip()
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if _users(frame.filename)]
+    where = "; ".join(f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
+                      + (f": {frame.line.strip()}" if frame.line else "") for frame in frames[-USER_FRAMES:])
+    return f"{message} (at {where})" if where else message
+
+
+#: How many of the user's frames a failure reason shows (innermost last).
+USER_FRAMES = 3
+_OURS = Path(__file__).resolve().parent
+_LIBRARIES = ("stdlib", "platstdlib", "purelib", "platlib")
+_NOT_USERS = tuple(str(Path(root).resolve()) for root in {
+    str(_OURS), *(sysconfig.get_paths()[key] for key in _LIBRARIES)})
+
+
+_FRAME = re.compile(r'\s*File "(?P<file>.+)", line (?P<line>\d+), in (?P<name>.+)')
+
+
+def reason_from_trace(text: str) -> str:
+    """A failure reason from a traceback printed elsewhere (a Slurm task's, in submitit's error): the exception's
+    line and the user's last frames, as :func:`failure_reason` gives them; else the text's last line."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    if not starts:
+        return next((line.strip() for line in reversed(lines) if line.strip()), "")
+    frames: list[str] = []
+    message = ""
+    for i in range(starts[-1] + 1, len(lines)):
+        line = lines[i]
+        if not line[:1].isspace():  # the first line back at the margin is the exception's
+            message = line.strip()
+            break
+        match = _FRAME.match(line)
+        if match and _users(match["file"]):
+            code = lines[i + 1].strip() if i + 1 < len(lines) and not _FRAME.match(lines[i + 1]) else ""
+            frames.append(f"{Path(match['file']).name}:{match['line']} in {match['name']}"
+                          + (f": {code}" if code else ""))
+    where = "; ".join(frames[-USER_FRAMES:])
+    return f"{message} (at {where})" if where else message
+
+
+def _users(filename: str) -> bool:
+    """Whether a frame is in the user's own code (not ours, the standard library's or an installed package's)."""
+    if filename.startswith("<"):  # <string>, <frozen ...>: nothing the user can open
+        return False
+    if "/site-packages/" in filename or "/dist-packages/" in filename:  # installed, here or where a task ran
+        return False
+    path = str(Path(filename).resolve())
+    if any(path == root or path.startswith(root + "/") for root in _NOT_USERS):
+        return False
+    parts = Path(filename).parts  # ours, in the checkout of another machine (a Slurm task's traceback)
+    return not any(part == "workflow" and _OURS.joinpath(*parts[i + 1:]).is_file() for i, part in enumerate(parts))
 
 
 def disk_full(result: Result) -> tuple[int, str] | None:

@@ -14,28 +14,32 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from workflow.config import Config
-from workflow.driver import Observer, run_search
+from workflow.driver import Observer, RunSummary, run_search
 from workflow.errors import WorkflowError
 from workflow.logs import log_to_console, log_to_file
 from workflow.progress import LogProgress, RichProgress
 from workflow.stopping import DriverSignal, forget_stop, stop_on
-from workflow.store.layout import DRIVER_LOG
+from workflow.store.layout import DRIVER_LOG, resume_command
 from workflow.wandb_driver.experiment import with_tracking
 
 log = logging.getLogger("workflow")
 
 #: Exit status of a driver stopped by a signal without requeueing itself.
 STOPPED_BY_SIGNAL = 3
+#: Exit status of a search that finished without one successful evaluation (4: stopped early, resumable).
+NO_SUCCESS = 6
 
 
-def drive(config: Config, run_dir: Path, *, write_report: bool, requeue_on_signal: bool = False) -> int:
+def drive(config: Config, run_dir: Path, *, write_report: bool, requeue_on_signal: bool = False,
+          retry_failed: bool = False) -> int:
     """Run the search in ``run_dir`` in this process; the exit status of the command."""
     log_to_console()
     log_to_file(run_dir / DRIVER_LOG)
     stop_on((signal.SIGTERM, signal.SIGUSR1))
     progress: Observer = RichProgress() if sys.stderr.isatty() else LogProgress()
     try:
-        summary = run_search(config, run_dir, observers=with_tracking(config, run_dir, [progress]))
+        summary = run_search(config, run_dir, observers=with_tracking(config, run_dir, [progress]),
+                             retry_failed=retry_failed)
     except DriverSignal as stop:
         forget_stop()
         # Every event is already durable in the journal: nothing to flush beyond what the lock release did.
@@ -45,16 +49,30 @@ def drive(config: Config, run_dir: Path, *, write_report: bool, requeue_on_signa
             subprocess.run(["scontrol", "requeue", job_id], check=False)
             log.warning("requeued Slurm job %s: the driver resumes when it starts again", job_id)
             return 0
-        print(f"stopped by {stop}: continue with `python -m workflow resume {run_dir}`", file=sys.stderr)
+        print(f"stopped by {stop}: continue with `{resume_command(run_dir)}`", file=sys.stderr)
         return STOPPED_BY_SIGNAL
     if write_report:
         from workflow.report import write_report as write
 
         write(run_dir)
-    best = summary.best
-    best_text = f"{best.candidate.name} fitness {best.fitness:.5g} {best.candidate.hparams}" if best \
-        else "none (every evaluation failed)"
-    print(f"finished: {summary.evaluations} evaluations ({summary.failed} failed) in {run_dir}; best {best_text}")
+    return finished_lines(summary)
+
+
+def finished_lines(summary: RunSummary) -> int:
+    """The end of a search: one line on stdout, and on stderr one more when evaluations failed; the exit status
+    (:data:`NO_SUCCESS` when none succeeded, and then the one line says why, on stderr)."""
+    run_dir, best = summary.run_dir, summary.best
+    why = f"most common reason ({summary.reason_hits} of {summary.failed}): {summary.reason}"
+    retry = f"`{resume_command(run_dir)} --retry-failed`"
+    if best is None:
+        print(f"error: finished without a successful evaluation ({summary.failed} of {summary.evaluations} "
+              f"failed) in {run_dir}; {why}; fix the cause, then {retry}", file=sys.stderr)
+        return NO_SUCCESS
+    print(f"finished: {summary.evaluations} evaluations ({summary.failed} failed) in {run_dir}; best "
+          f"{best.candidate.name} fitness {best.fitness:.5g} {best.candidate.hparams}")
+    if summary.failed:
+        print(f"warning: {summary.failed} of {summary.evaluations} evaluations failed; {why}; evaluate them "
+              f"again with {retry}", file=sys.stderr)
     return 0
 
 

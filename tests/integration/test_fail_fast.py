@@ -30,8 +30,10 @@ def test_a_generation_that_fails_entirely_stops_the_search_and_resume_finishes_i
     assert len(state.batches) == 1 and len(state.results) == 4  # nothing more was asked or submitted
     assert [e.generation for e in state.of_kind(Stopped)] == [1]
     resumed = cli("resume", run_dir, env={**env, "GASLURM_TEST_READY": "1"})
-    assert "finished: 8 evaluations (4 failed)" in resumed.stdout
-    assert RunStore(run_dir).replay().finished
+    # Generation 1's failures were evaluated again (a second attempt each) before generation 2 was bred.
+    assert "finished: 8 evaluations (0 failed)" in resumed.stdout
+    state = RunStore(run_dir).replay()
+    assert state.finished and [state.attempt(f"fitness-1-{i}") for i in range(1, 5)] == [2, 2, 2, 2]
 
 
 def test_resume_accepts_runtime_overrides_only(tmp_path):

@@ -49,6 +49,15 @@ def fails_unless_ready(hparams: Mapping[str, Any], context: Any) -> float:
     return seed_landscape(hparams, context)
 
 
+def index_1_fails_unless_ready(hparams: Mapping[str, Any], context: Any) -> float:
+    """A flaky set-up that hits one evaluation per generation (index 1) until ``GASLURM_TEST_READY=1``."""
+    import os
+
+    if context.name.endswith("-1") and os.environ.get("GASLURM_TEST_READY") != "1":
+        raise RuntimeError(f"{context.name}: the node is not ready")
+    return seed_landscape(hparams, context)
+
+
 def steps_with_checkpoint(hparams: Mapping[str, Any], context: Any) -> dict[str, float]:
     """A long evaluation (40 steps of 0.25 s) that keeps its progress in ``context.workdir``: a requeued or
     resubmitted attempt continues from the last step saved instead of starting over."""

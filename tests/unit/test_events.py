@@ -28,6 +28,7 @@ from workflow.store.events import (
     Recovered,
     Replaced,
     ResultRecorded,
+    Retrying,
     Stopped,
     Submitted,
     Submitting,
@@ -61,6 +62,8 @@ EXAMPLES = [
     Recovered(names=("fitness-2-1",), generation=2, tag="run.g2.abc", folder="/x/%j", job_ids={"fitness-2-1": "17_0"}),
     Abandoned(names=("fitness-2-1",), generation=2, tag="run.g2.abc"),
     ResultRecorded(result=Result.failure("fitness-2-2", "boom"), generation=2),
+    ResultRecorded(result=Result("fitness-2-2", "ok", 0.5), generation=2, attempt=2),
+    Retrying(names=("fitness-2-2",), generation=2),
     Told(ask=2, names=None, generations=(2,), state={"rng": {"state": 1}, "bases": {"activation": 2.0}}),
     Told(ask=9, names=("fitness-2-1", "fitness-2-2"), generations=()),
     Emigrated(generation=2, id="1:2", to=(2,), migrants=(MIGRANT,)),
@@ -78,6 +81,13 @@ def test_every_kind_has_an_example_and_round_trips():
     assert {type(e) for e in EXAMPLES} == set(KINDS.values())
     for event in EXAMPLES:
         assert _through_json(event) == event, event
+
+
+def test_a_first_attempt_is_written_as_before_and_read_from_journals_without_attempts():
+    first = ResultRecorded(result=MIGRANT.result, generation=2)
+    assert "attempt" not in encode(first) and first.attempt == 1
+    assert decode({"event": "result", "generation": 2, "result": MIGRANT.result.to_dict()}) == first
+    assert encode(ResultRecorded(result=MIGRANT.result, generation=2, attempt=3))["attempt"] == 3
 
 
 def test_new_journals_say_ask_and_generation_never_batch(tmp_path):

@@ -50,6 +50,7 @@ from workflow.cluster import (
 )
 from workflow.config import Config
 from workflow.errors import ClusterError
+from workflow.evaluate import reason_from_trace
 from workflow.faults import crash_point
 from workflow.packing import make_packs, pack_size
 from workflow.records import Candidate, Result
@@ -371,7 +372,7 @@ class SlurmBackend(BackendBase):
         try:
             outcome = job.result()
         except Exception as exc:  # noqa: BLE001 - a task that raised is a failed evaluation
-            reason = f"task raised ({type(exc).__name__}): {str(exc)[-STDERR_TAIL_CHARS:]}"
+            reason = f"task raised ({type(exc).__name__}): {reason_from_trace(str(exc))}"
             return [Result.failure(name, reason, job_id=job.job_id) for name in names]
         returned = {r.name: r for r in (outcome if isinstance(outcome, list) else [outcome])
                     if isinstance(r, Result)}

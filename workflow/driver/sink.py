@@ -55,7 +55,8 @@ class JournalSink:
             run_dir = self.run.store.run_dir
             path = full[1] if full[1] != "?" else pack_workdir(run_dir, [self.run.state.candidate(result.name)])
             raise DiskFullError(path, full[0], resume_command(run_dir))
-        self.run.record(ResultRecorded(result=result, generation=self._generation([result.name])), durable=False)
+        self.run.record(ResultRecorded(result=result, generation=self._generation([result.name]),
+                                       attempt=self.run.state.attempt(result.name)), durable=False)
         crash_point("after-result")
         candidate = self.run.state.candidate(result.name)
         self.run.store.results().append(candidate, self.run.state.results[result.name], self.run.state.evaluated)

@@ -173,18 +173,37 @@ class Abandoned(Submission):
 
 @dataclass(frozen=True)
 class ResultRecorded(Event):
-    """One evaluation's result (the first one recorded for a name wins)."""
+    """One evaluation's result (the first one recorded for a name wins, until a :class:`Retrying` of that name
+    opens its next ``attempt``: 1 unless set, and written only when above 1)."""
 
     KIND: ClassVar[str] = "result"
     result: Result = field(default_factory=lambda: Result.failure("", ""))
     generation: int = 0
+    attempt: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"generation": self.generation, "result": self.result.to_dict()}
+        out: dict[str, Any] = {"generation": self.generation, "result": self.result.to_dict()}
+        if self.attempt != 1:
+            out["attempt"] = self.attempt
+        return out
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ResultRecorded:
-        return cls(result=Result.from_dict(raw["result"]), generation=int(raw.get("generation", 0)))
+        return cls(result=Result.from_dict(raw["result"]), generation=int(raw.get("generation", 0)),
+                   attempt=int(raw.get("attempt", 1)))
+
+
+@dataclass(frozen=True)
+class Retrying(Event):
+    """Failed evaluations of ``generation`` evaluated again under the same ``names`` (recorded before they are
+    submitted): their results so far stay in the journal as earlier attempts; each name's next result is its
+    next attempt (one more than the ``retrying`` events naming it so far). Names the optimizer was already told
+    (a finished run's failures under ``resume --retry-failed``) update the run's table and best, not the
+    optimizer: replay tells it what the journal held at each ``told``."""
+
+    KIND: ClassVar[str] = "retrying"
+    names: tuple[str, ...] = ()
+    generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -307,7 +326,7 @@ class Unknown(Event):
 
 KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
     Created, ConfigChanged, Stopped, Finished, Asked, Submitting, Submitted, Recovered, Abandoned, ResultRecorded,
-    Told, Emigrated, Immigrated, WandbChecked)}
+    Retrying, Told, Emigrated, Immigrated, WandbChecked)}
 
 
 # -- reading and writing ------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from workflow.store.events import (
     Finished,
     Immigrated,
     ResultRecorded,
+    Retrying,
+    Stopped,
     Submission,
     Told,
 )
@@ -51,6 +53,13 @@ class RunState:
     #: Island model: ids of the migrations already applied here.
     migrations_applied: set[str] = field(default_factory=set)
     finished: bool = False
+    #: Evaluations run more than once (``retrying``): the attempt their current result (or the next) is.
+    attempts: dict[str, int] = field(default_factory=dict)
+    #: The results of their earlier attempts, oldest first (``results`` holds the latest one only).
+    earlier: dict[str, list[Result]] = field(default_factory=dict, repr=False)
+    #: The generation of a fail-fast stop that nothing has followed yet (no retry, no new ask): what a resume
+    #: evaluates again first.
+    stopped_generation: int | None = None
     #: Every event, in journal order.
     events: list[Event] = field(default_factory=list)
 
@@ -67,6 +76,14 @@ class RunState:
 
     def pending(self) -> list[Candidate]:
         return [c for c in self.candidates if c.name not in self.results]
+
+    def attempt(self, name: str) -> int:
+        """The attempt ``name``'s current result is (or its next result will be): 1 unless it was retried."""
+        return self.attempts.get(name, 1)
+
+    def retrying_told(self) -> list[Candidate]:
+        """Evaluations the optimizer was told that are being evaluated again (``resume --retry-failed``)."""
+        return [c for c in self.candidates if c.name in self.told_names and c.name not in self.results]
 
     def best(self) -> Evaluated | None:
         done = [e for e in self.evaluated() if e.result.ok]
@@ -103,6 +120,7 @@ class RunState:
         self.events.append(event)
         match event:
             case Asked(candidates=batch):
+                self.stopped_generation = None
                 self.batches.append(list(batch))
                 for c in batch:
                     self.generation_of[c.name] = c.generation
@@ -113,6 +131,16 @@ class RunState:
                 self.format = int(journal_format)
             case ResultRecorded(result=result):
                 self.results.setdefault(result.name, result)  # exactly once: the first result wins
+            case Retrying(names=names, generation=generation):
+                for name in names:  # the next attempt: its result is the next one recorded
+                    if name in self.results:
+                        self.earlier.setdefault(name, []).append(self.results.pop(name))
+                    self.attempts[name] = self.attempt(name) + 1
+                    self.submissions.pop(name, None)  # submitted afresh, never re-attached to the failed job
+                if generation == self.stopped_generation:
+                    self.stopped_generation = None
+            case Stopped(generation=generation):
+                self.stopped_generation = generation
             case Submission(names=names):
                 for name in names:
                     self.submissions[name] = event
