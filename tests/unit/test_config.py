@@ -112,7 +112,8 @@ def test_keys_of_version_0_1_are_moved_to_their_sections():
 
 
 def test_unknown_top_level_section():
-    with pytest.raises(ConfigError, match=r"^config error: sections=1: unknown key; allowed: name, seed, task"):
+    with pytest.raises(ConfigError,
+                       match=r"^config error: sections=1: unknown key; allowed: name, seed, version, task"):
         from_mapping({"sections": 1})
 
 

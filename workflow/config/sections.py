@@ -228,9 +228,13 @@ class Config(_Section):
 
     name: str = "experiment"
     seed: int = 0
+    #: The config format (:data:`workflow.config.legacy.CONFIG_VERSION`); files without it are version 1.
+    version: Literal[2] = 2
     task: TaskConfig = Field(default_factory=TaskConfig)
     #: The genes, in the chromosome's order (see :mod:`workflow.config.space`).
     space: dict[str, GeneConfig] = Field(default_factory=seed_space)
+    #: Values every evaluation's hyperparameters carry without being searched (``fixed: {epochs: 20}``).
+    fixed: dict[str, Any] = Field(default_factory=dict)
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)

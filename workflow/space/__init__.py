@@ -16,15 +16,41 @@ import numpy as np
 from workflow.space.genes import CategoricalGene, Dimension, FloatGene, Gene, IntGene, LayersGene, Value, bound
 from workflow.space.tree import DEFAULT_ACTIVATION_TREE, CategoryTree
 
-__all__ = ["DEFAULT_ACTIVATION_TREE", "CategoricalGene", "CategoryTree", "Dimension", "FloatGene", "Gene", "IntGene",
-           "LayersGene", "SearchSpace", "Value", "bound"]
+__all__ = ["DEFAULT_ACTIVATION_TREE", "CategoricalGene", "CategoryTree", "Condition", "Dimension", "FloatGene",
+           "Gene", "IntGene", "LayersGene", "SearchSpace", "Value", "bound"]
+
+
+#: A conditional gene's rule: each parent (a categorical gene declared before it) and the values it must have.
+Condition = tuple[tuple[str, tuple[Value, ...]], ...]
 
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The genes, in order."""
+    """The genes, in order, and the conditions of conditional genes (``when``).
+
+    A conditional gene is active when every parent it names is active and has one of the given values. The
+    chromosome (``Candidate.hparams``) always holds every gene, so the GA can bring an inactive one back; what
+    the objective sees (:meth:`active`) and what BO's model sees leave the inactive ones out.
+    """
 
     genes: tuple[Gene, ...]
+    #: (gene name, its condition), in gene order; genes not named here are always active.
+    conditions: tuple[tuple[str, Condition], ...] = ()
+
+    def inactive(self, hparams: Mapping[str, Any]) -> set[str]:
+        """The conditional genes that ``hparams`` switches off (parents come first, so one pass decides)."""
+        off: set[str] = set()
+        for name, condition in self.conditions:
+            if any(parent in off or hparams.get(parent) not in values for parent, values in condition):
+                off.add(name)
+        return off
+
+    def active(self, hparams: Mapping[str, Any]) -> dict[str, Any]:
+        """``hparams`` without the genes it switches off (what the objective is given)."""
+        if not self.conditions:
+            return dict(hparams)
+        off = self.inactive(hparams)
+        return {name: value for name, value in hparams.items() if name not in off}
 
     @property
     def names(self) -> tuple[str, ...]:
