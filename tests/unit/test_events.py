@@ -23,6 +23,7 @@ from workflow.store.events import (
     ConfigChanged,
     Created,
     Emigrated,
+    Enqueued,
     Finished,
     Immigrated,
     Recovered,
@@ -67,6 +68,7 @@ EXAMPLES = [
     Immigrated(generation=3, id="0:2", sender=0, sender_generation=2, migrants=(MIGRANT,), recovered=True,
                replaced=(Replaced("fitness-3-4", None),)),
     WandbChecked(generation=2, runs=5, disagreements=({"name": "fitness-2-1", "problem": "missing"},)),
+    Enqueued(hparams={"layers": [16, 32], "activation": "relu"}, source="warm_start runs/a fitness-3-1"),
 ]
 
 

@@ -30,6 +30,9 @@ def check_config(config: Config) -> None:
         raise ConfigError("name", config.name, "use 1-64 letters, digits, '_', '.', '-' (starting alphanumeric)")
     space = config.search_space()  # every gene checked on its own (raises ConfigError)
     _check_fixed(config, space.names)
+    for i, hparams in enumerate(config.optimizer.enqueue):
+        if (problem := space.problem(hparams)) is not None:
+            raise ConfigError(f"optimizer.enqueue[{i}]", hparams, f"outside the space: {problem}")
     if config.objective.kind == "mlp":
         _check_mlp_genes(space)
     _check_task(config)

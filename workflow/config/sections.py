@@ -116,6 +116,11 @@ class OptimizerConfig(_Section):
     #: Hypervolume reference point, one value per objective in the metrics' own units (default: per objective,
     #: the worst value seen plus 10% of the range).
     reference_point: tuple[float, ...] | None = None
+    #: Known configurations evaluated first, in order (gene -> value; inactive conditional genes may be left out).
+    enqueue: tuple[dict[str, Any], ...] = ()
+    #: A run directory whose best evaluations (up to ``population_size``, best first) are enqueued when this run
+    #: is created: the first generation starts from them.
+    warm_start: str | None = None
     ga: GAConfig = Field(default_factory=GAConfig)
     bo: BOConfig = Field(default_factory=BOConfig)
 

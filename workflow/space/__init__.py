@@ -67,6 +67,28 @@ class SearchSpace:
         """The categorical genes mutated through a tree (their base can adapt)."""
         return tuple(g for g in self.genes if isinstance(g, CategoricalGene) and g.tree is not None)
 
+    def problem(self, hparams: Mapping[str, Any]) -> str | None:
+        """Why ``hparams`` is not a configuration of this space (None: it is). Inactive conditional genes may be
+        left out (see :meth:`complete`)."""
+        unknown = [name for name in hparams if name not in self.names]
+        if unknown:
+            return f"{unknown[0]} is not a gene of the space (genes: {', '.join(self.names)})"
+        off = self.inactive(hparams)
+        for gene in self.genes:
+            if gene.name not in hparams:
+                if gene.name in off:
+                    continue
+                return f"gene {gene.name} is missing ({gene.describe()})"
+            if not gene.contains(_as_gene_type(gene, hparams[gene.name])):
+                return f"{gene.name}={hparams[gene.name]!r} is out of range ({gene.describe()})"
+        return None
+
+    def complete(self, hparams: Mapping[str, Any]) -> dict[str, Value]:
+        """A configuration that :meth:`problem` accepts as a whole chromosome, in gene order: inactive genes left
+        out get their neutral value (the objective does not see them)."""
+        return {gene.name: gene.canonical(_as_gene_type(gene, hparams[gene.name])) if gene.name in hparams
+                else gene.neutral() for gene in self.genes}
+
     def sample(self, rng: np.random.Generator) -> dict[str, Value]:
         """A uniform draw of every gene, in order."""
         return {gene.name: gene.sample(rng) for gene in self.genes}
@@ -81,3 +103,10 @@ class SearchSpace:
     def cells(self, hparams: Mapping[str, Any]) -> dict[str, Any]:
         """The genes as table cells (a layers gene as ``64-32-16``), in gene order."""
         return {gene.name: gene.cell(hparams[gene.name]) if gene.name in hparams else "" for gene in self.genes}
+
+
+def _as_gene_type(gene: Gene, value: Any) -> Any:
+    """A float gene accepts an int written without a point (``dropout: 0``)."""
+    if isinstance(gene, FloatGene) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value

@@ -106,6 +106,14 @@ class Gene:
     def contains(self, value: Value) -> bool:
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """What :meth:`contains` accepts, for an error message."""
+        raise NotImplementedError
+
+    def neutral(self) -> Value:
+        """A value standing in for an inactive conditional gene a configuration leaves out (its lowest)."""
+        raise NotImplementedError
+
     def canonical(self, value: Value) -> Value:
         """``value`` as a plain Python value of this gene's type (from JSON, numpy or skopt)."""
         return value
@@ -166,6 +174,13 @@ class IntGene(Gene):
     def canonical(self, value: Value) -> int:
         return int(value)
 
+    def describe(self) -> str:
+        return f"an int in {self.low}..{self.high}" + (f" on the grid {self.low} + k * {self.grid}"
+                                                        if self.grid > 1 else "")
+
+    def neutral(self) -> int:
+        return self.low
+
     def dimensions(self) -> list[Dimension]:
         if self.grid > 1:  # BO searches the grid's index k (skopt's Integer has no step)
             return [Dimension("int", 0, grid_size(self.low, self.high, self.grid) - 1)]
@@ -209,6 +224,12 @@ class FloatGene(Gene):
     def canonical(self, value: Value) -> float:
         return float(value)
 
+    def describe(self) -> str:
+        return f"a number in [{self.low:g}, {self.high:g}]"
+
+    def neutral(self) -> float:
+        return self.low
+
     def cell(self, value: Value) -> float:
         return float(f"{float(value):.8g}")  # significant digits: a log gene's 1e-4 keeps its precision
 
@@ -237,6 +258,12 @@ class CategoricalGene(Gene):
 
     def contains(self, value: Value) -> bool:
         return value in self.values
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(map(str, self.values))
+
+    def neutral(self) -> Value:
+        return self.values[0]
 
     def canonical(self, value: Value) -> Value:
         for choice in self.values:  # the declared value, with its type (skopt hands back numpy scalars)
@@ -303,6 +330,13 @@ class LayersGene(Gene):
 
     def canonical(self, value: Value) -> list[int]:
         return [int(w) for w in value]
+
+    def describe(self) -> str:
+        grid = f" on the grid {self.low} + k * {self.grid}" if self.grid > 1 else ""
+        return f"a list of {self.min_layers}..{self.max_layers} widths in {self.low}..{self.high}{grid}"
+
+    def neutral(self) -> list[int]:
+        return [self.low] * self.min_layers
 
     def cell(self, value: Value) -> str:
         return "-".join(str(w) for w in value)
