@@ -159,3 +159,16 @@ def test_the_objective_gets_only_active_genes_and_the_fixed_values(tmp_path):
             assert given["momentum"] == candidate.hparams["momentum"] and "nesterov" in given
         kinds.add(candidate.hparams["optimizer"])
     assert kinds == {"adam", "sgd"}
+
+
+def test_a_command_may_name_fixed_values_but_not_conditional_genes():
+    from workflow.preflight import preflight
+
+    def config(argv):
+        return from_mapping({"version": 2, "objective": {"kind": "command", "argv": argv},
+                             "space": {k: v for k, v in CONDITIONAL.items() if k != "nesterov"},
+                             "fixed": {"epochs": 5}, "backend": {"name": "inline"}})
+
+    preflight(config(["true", "{optimizer}", "{epochs}"]))
+    with pytest.raises(ConfigError, match=r"\{momentum\} names a conditional gene \(when\)"):
+        preflight(config(["true", "--momentum={momentum}"]))
