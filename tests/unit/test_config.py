@@ -72,7 +72,8 @@ def test_overrides_are_parsed_as_yaml():
     (["optimizer.generations=-1"],
      "config error: optimizer.generations=-1: input should be greater than or equal to 1"),
     (["optimizer.colour=red"], "config error: optimizer.colour='red': unknown key; allowed: name, "
-     "population_size, generations, mode, max_in_flight, max_failure_rate, objectives, reference_point, ga, bo"),
+     "population_size, generations, mode, max_in_flight, max_failure_rate, objectives, reference_point, "
+     "enqueue, warm_start, ga, bo"),
     (["optimizer.ga.colour=red"], "config error: optimizer.ga.colour='red': unknown key; allowed: "
      "tournament_size, crossover_prob, mutation_prob, elitism, bound_handling, replacement, adapt_base, "
      "target_success, "
