@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("run_dir", type=Path)
     status.add_argument("--json", action="store_true", help="print one JSON object")
 
+    best = sub.add_parser("best", help="the best evaluation: hparams, metrics, seed and workdir (to re-train it)")
+    best.add_argument("run_dir", type=Path)
+    best.add_argument("--json", action="store_true", help="print one JSON object")
+
     report = sub.add_parser("report", help="write figures and tables to RUN_DIR/report/")
     report.add_argument("run_dir", type=Path)
 
@@ -180,6 +184,17 @@ def cmd_status(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_best(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from workflow.status import best_evaluation, print_best
+
+    best = best_evaluation(args.run_dir)
+    if args.json:
+        print(json.dumps(best))
+    else:
+        print_best(best)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from workflow.report import write_report
 
@@ -215,7 +230,7 @@ def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Sequence[str]], int]] = {
     "run": cmd_run, "submit": cmd_submit, "islands": cmd_islands, "resume": cmd_resume, "status": cmd_status,
-    "report": cmd_report, "sync": cmd_sync, "summary": cmd_summary, "compare": cmd_compare,
+    "best": cmd_best, "report": cmd_report, "sync": cmd_sync, "summary": cmd_summary, "compare": cmd_compare,
 }
 
 

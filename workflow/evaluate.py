@@ -14,12 +14,14 @@ import sysconfig
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from workflow.config import Config, ObjectiveConfig, TaskConfig, TrainConfig
 from workflow.errors import DISK_FULL
 from workflow.records import Candidate, Result
+from workflow.space import SearchSpace
 from workflow.tracking.spec import TrackingSpec
 
 #: Reason prefix of an evaluation ended by its time limit without a requeue left.
@@ -41,12 +43,26 @@ class EvaluationSpec:
     #: Whether the built-in MLP checkpoints every epoch in its work directory (Slurm: a requeued task goes on
     #: from there; elsewhere a restarted evaluation starts over, and checkpoints only cost time).
     checkpoint: bool = False
+    #: The space, when it has conditional genes (``when``): the objective is given only the active ones.
+    space: SearchSpace | None = None
+    #: The config's ``fixed`` values, added to every evaluation's hparams.
+    fixed: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def from_config(cls, config: Config, run_dir: Path | str, island: int = 0) -> EvaluationSpec:
+        space = config.search_space()
         return cls(task=config.task, train=config.train, objective=config.scoring(),
                    tracking=TrackingSpec.from_config(config, run_dir, island),
-                   checkpoint=config.backend.name == "slurm")
+                   checkpoint=config.backend.name == "slurm", space=space if space.conditions else None,
+                   fixed=tuple(config.fixed.items()))
+
+    def objective_view(self, candidate: Candidate) -> Candidate:
+        """``candidate`` as the objective sees it: inactive conditional genes left out, fixed values added
+        (the journal keeps the whole chromosome)."""
+        if self.space is None and not self.fixed:
+            return candidate
+        hparams = self.space.active(candidate.hparams) if self.space is not None else dict(candidate.hparams)
+        return replace(candidate, hparams={**hparams, **dict(self.fixed)})
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -129,6 +145,7 @@ def run_pack(candidates: Sequence[Candidate], spec: EvaluationSpec, workdir: str
     engine; a user's objective evaluates each candidate in its own ``evals/<name>``.
     """
     start = time.monotonic()
+    candidates = [spec.objective_view(c) for c in candidates]
     try:
         if spec.objective.kind == "mlp":
             from workflow.objectives.mlp import evaluate_pack

@@ -43,9 +43,15 @@ def check_objective(config: Config) -> None:
             raise ConfigError("objective.function", objective.function, str(exc)) from None
     elif objective.kind == "command":
         from workflow.objectives.command import check_command, check_command_files
+        from workflow.objectives.placeholders import placeholders
 
+        space = config.search_space()
+        conditional = [name for name, _ in space.conditions if name in placeholders(objective.argv)]
+        if conditional:
+            raise ConfigError("objective.argv", list(objective.argv), f"{{{conditional[0]}}} names a conditional gene "
+                              "(when), absent from an evaluation where it is inactive; a command cannot name it")
         try:
-            check_command(objective, config.search_space().names)
+            check_command(objective, [*space.names, *config.fixed])
             check_command_files(objective)
         except ValueError as exc:
             raise ConfigError("objective.argv", list(objective.argv), str(exc)) from None

@@ -10,10 +10,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from workflow.errors import ClusterError
+from workflow.errors import ClusterError, RunDirError
 from workflow.front import objective_values, pareto_front
 from workflow.store import RunState, RunStore
-from workflow.store.layout import JOURNAL, island_dir, resume_command
+from workflow.store.layout import EVALS, JOURNAL, island_dir, resume_command
 from workflow.store.lock import lease_holder
 
 
@@ -69,6 +69,8 @@ def _status(store: RunStore, state: RunState) -> dict[str, Any]:
             "name": best.candidate.name,
             "fitness": best.fitness if math.isfinite(best.fitness) else None,
             "hparams": dict(best.candidate.hparams),
+            "seed": best.candidate.seed,
+            "workdir": str(store.run_dir / EVALS / best.candidate.name),
         },
         "finished": state.finished,
         **_driver(store.run_dir, state.finished),
@@ -78,6 +80,43 @@ def _status(store: RunStore, state: RunState) -> dict[str, Any]:
                        for e in pareto_front(evaluated, config.optimizer.objectives)]}
            if config.multi_objective else {}),
     }
+
+
+def best_evaluation(run_dir: Path) -> dict[str, Any]:
+    """What ``best`` prints: the best successful evaluation of a run (an island run: of all its islands) with what
+    re-training it needs. ``hparams``: what the objective was given (active genes and ``fixed`` values), with
+    ``seed`` (the evaluation's ``context.seed``); ``chromosome``: every gene, as journaled; ``workdir``: its
+    work directory (the built-in MLP's checkpoint, a user's objective's files; ``evals/<name>``)."""
+    store = RunStore.open(run_dir)
+    stores = [RunStore(island_dir(run_dir, k)) for k in range(store.island_count())] or [store]
+    found = [(s, s.replay()) for s in stores if (s.run_dir / JOURNAL).exists()]
+    bests = [(s, b) for s, state in found if (b := state.best()) is not None]
+    if not bests:
+        raise RunDirError(f"run directory {run_dir}: no successful evaluation yet")
+    owner, best = min(bests, key=lambda pair: pair[1].fitness)
+    config = owner.config()
+    candidate = best.candidate
+    workdir = owner.run_dir / EVALS / candidate.name
+    return {
+        "run_dir": str(run_dir), "name": candidate.name, "island": candidate.island,
+        "generation": candidate.generation, "fitness": best.fitness, "metrics": dict(best.result.metrics),
+        "hparams": {**config.search_space().active(candidate.hparams), **config.fixed},
+        "seed": candidate.seed, "chromosome": dict(candidate.hparams),
+        "workdir": str(workdir), "workdir_exists": workdir.is_dir(), "job_id": best.result.job_id,
+    }
+
+
+def print_best(best: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"best of {best['run_dir']}: {best['name']}", show_header=False)
+    table.add_row("fitness", f"{best['fitness']:.6g}")
+    table.add_row("seed", str(best["seed"]))
+    table.add_row("workdir", best["workdir"] + ("" if best["workdir_exists"] else " (absent)"))
+    for key, value in best["hparams"].items():
+        table.add_row(f"hparams.{key}", str(value))
+    for key, value in best["metrics"].items():
+        table.add_row(f"metrics.{key}", f"{value:.6g}")
+    console.print(table)
 
 
 def _driver(run_dir: Path, finished: bool, islands: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:

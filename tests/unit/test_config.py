@@ -72,7 +72,8 @@ def test_overrides_are_parsed_as_yaml():
     (["optimizer.generations=-1"],
      "config error: optimizer.generations=-1: input should be greater than or equal to 1"),
     (["optimizer.colour=red"], "config error: optimizer.colour='red': unknown key; allowed: name, "
-     "population_size, generations, mode, max_in_flight, max_failure_rate, objectives, reference_point, ga, bo"),
+     "population_size, generations, mode, max_in_flight, max_failure_rate, objectives, reference_point, "
+     "enqueue, warm_start, ga, bo"),
     (["optimizer.ga.colour=red"], "config error: optimizer.ga.colour='red': unknown key; allowed: "
      "tournament_size, crossover_prob, mutation_prob, elitism, bound_handling, replacement, adapt_base, "
      "target_success, "
@@ -112,7 +113,8 @@ def test_keys_of_version_0_1_are_moved_to_their_sections():
 
 
 def test_unknown_top_level_section():
-    with pytest.raises(ConfigError, match=r"^config error: sections=1: unknown key; allowed: name, seed, task"):
+    with pytest.raises(ConfigError,
+                       match=r"^config error: sections=1: unknown key; allowed: name, seed, version, task"):
         from_mapping({"sections": 1})
 
 

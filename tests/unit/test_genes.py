@@ -227,7 +227,7 @@ def test_any_space_samples_mutates_crosses_and_round_trips(tmp_path_factory, spa
 @pytest.mark.parametrize("gene, message", [
     ({"type": "cube"}, "space.g.type='cube': a gene's type is one of int, float, categorical, layers"),
     ({"type": "int", "low": 1, "high": 4, "sigma": 1}, "space.g.sigma=1: unknown key; allowed: type, low, high, "
-                                                        "step, log"),
+                                                        "step, mutation_step, log, when"),
     ({"type": "int", "low": 5, "high": 1}, "space.g=[5, 1]: low must be <= high"),
     ({"type": "int", "low": 1, "high": 5, "step": 0}, "space.g.step=0: must be > 0"),
     ({"type": "float", "low": 0.1, "high": 1, "sigma": -1}, "space.g.sigma=-1.0: must be > 0"),
@@ -242,7 +242,7 @@ def test_any_space_samples_mutates_crosses_and_round_trips(tmp_path_factory, spa
 ])
 def test_bad_genes_are_one_line_each(gene, message):
     with pytest.raises(ConfigError) as info:
-        from_mapping({"objective": {"kind": "python", "function": "m:f"}, "space": {"g": gene}})
+        from_mapping({"version": 2, "objective": {"kind": "python", "function": "m:f"}, "space": {"g": gene}})
     assert str(info.value) == f"config error: {message}"
 
 

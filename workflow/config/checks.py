@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from workflow.config.sections import Config
+from workflow.config.space import GENE_NAME, RESERVED_NAMES
 from workflow.errors import ConfigError
 from workflow.space import CategoricalGene, FloatGene, Gene, IntGene, LayersGene, SearchSpace
 from workflow.tasks import (
@@ -28,6 +29,10 @@ def check_config(config: Config) -> None:
     if not SAFE_NAME.match(config.name):
         raise ConfigError("name", config.name, "use 1-64 letters, digits, '_', '.', '-' (starting alphanumeric)")
     space = config.search_space()  # every gene checked on its own (raises ConfigError)
+    _check_fixed(config, space.names)
+    for i, hparams in enumerate(config.optimizer.enqueue):
+        if (problem := space.problem(hparams)) is not None:
+            raise ConfigError(f"optimizer.enqueue[{i}]", hparams, f"outside the space: {problem}")
     if config.objective.kind == "mlp":
         _check_mlp_genes(space)
     _check_task(config)
@@ -42,6 +47,17 @@ def check_config(config: Config) -> None:
     _check_islands(config)
     if train.devices > 1 and train.engine == "packed":
         raise ConfigError("train.devices", train.devices, "the packed engine trains on one device; use 1")
+
+
+def _check_fixed(config: Config, genes: tuple[str, ...]) -> None:
+    """``fixed`` values reach the objective's hparams beside the genes: names that are neither genes nor taken."""
+    for name in config.fixed:
+        if name in genes:
+            raise ConfigError(f"fixed.{name}", config.fixed[name], f"{name} is a gene of space; fix it there "
+                              "(e.g. low = high) or remove it from one of the two")
+        if not GENE_NAME.match(name) or name in RESERVED_NAMES:
+            raise ConfigError("fixed", name, "names are identifiers (letters, digits, '_', not starting with a "
+                              f"digit), other than {', '.join(RESERVED_NAMES)}")
 
 
 def _check_islands(config: Config) -> None:

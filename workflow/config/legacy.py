@@ -9,6 +9,13 @@ Version 0.1's space was the seed's four genes as bounds (``space.n_layers: [1, 5
 ``space.dropout``, ``space.activation_tree``) with their mutation steps in ``optimizer.mutation`` and the tree's
 base in ``optimizer.activation_base``; they become typed genes (``space.n_layers: {type: int, low: 1, high: 5,
 step: 2}``, ...). A ``[low, high]`` pair for one of those genes is still read that way, in files and overrides.
+
+Config version 2 (a top-level ``version: 2``) made an int gene's (and a layers gene's) ``step`` a grid, as
+Optuna's ``suggest_int(step=...)``; the GA's mutation width became ``mutation_step``. A config without
+``version`` (or ``version: 1``) was written before: its ``step`` is the mutation width, and is moved to
+``mutation_step`` (the grid stays 1), so old configs and the ``config.yaml`` of old run directories search
+exactly as they did. A gene of such a config that already names ``mutation_step`` is read as version 2 (its
+``step`` is a grid): that key did not exist before. Upgraded configs say ``version: 2``.
 """
 
 from __future__ import annotations
@@ -45,17 +52,41 @@ def current_key(parts: list[str]) -> list[str]:
     return parts
 
 
+#: The config format this version writes (see the module's docstring).
+CONFIG_VERSION = 2
+#: Gene types whose ``step`` meant the mutation width before version 2.
+STEPPED_TYPES = ("int", "layers")
+
 #: Version 0.1's bounds, mutation steps and tree base of the seed's genes (its defaults).
 SEED_BOUNDS: dict[str, tuple[float, float]] = {"n_layers": (1, 5), "hidden_size": (16, 128), "dropout": (0.0, 0.5)}
-SEED_STEPS: dict[str, tuple[str, str, float]] = {"n_layers": ("step", "n_layers_step", 2),
-                                                 "hidden_size": ("step", "hidden_size_step", 16),
+SEED_STEPS: dict[str, tuple[str, str, float]] = {"n_layers": ("mutation_step", "n_layers_step", 2),
+                                                 "hidden_size": ("mutation_step", "hidden_size_step", 16),
                                                  "dropout": ("sigma", "dropout_sigma", 0.15)}
 
 
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``data`` with every old key moved to where it lives now."""
     data = _upgrade_optimizer(data)
+    data = _upgrade_steps(data)
     return _upgrade_space(data)
+
+
+def _upgrade_steps(data: dict[str, Any]) -> dict[str, Any]:
+    """Before version 2, ``step`` of an int or layers gene was the mutation width: moved to ``mutation_step``."""
+    version = data.get("version")
+    if version == CONFIG_VERSION:
+        return data
+    if version not in (None, 1):
+        raise ConfigError("version", version, f"must be 1 or {CONFIG_VERSION} (absent: 1)")
+    data = copy.deepcopy(data)
+    data["version"] = CONFIG_VERSION
+    space = data.get("space")
+    if isinstance(space, dict):
+        for gene in space.values():
+            if (isinstance(gene, dict) and gene.get("type") in STEPPED_TYPES and "step" in gene
+                    and "mutation_step" not in gene):
+                gene["mutation_step"] = gene.pop("step")
+    return data
 
 
 def _upgrade_optimizer(data: dict[str, Any]) -> dict[str, Any]:

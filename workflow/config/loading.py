@@ -89,7 +89,7 @@ def _to_config_error(exc: ValidationError, data: dict[str, Any]) -> ConfigError:
         return ConfigError(key, value, f"a gene is a mapping with a type ({', '.join(GENE_TYPES)}), e.g. "
                            "{type: int, low: 1, high: 5}")
     if err["type"] == "extra_forbidden":
-        fields = list(GENE_TYPES[gene_type].model_fields) if gene_type else _allowed_keys(loc[:-1])
+        fields = _gene_keys(gene_type) if gene_type else _allowed_keys(loc[:-1])
         return ConfigError(key, value, f"unknown key; allowed: {', '.join(fields)}")
     if err["type"] == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
@@ -98,6 +98,12 @@ def _to_config_error(exc: ValidationError, data: dict[str, Any]) -> ConfigError:
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     return ConfigError(key, value, msg[0].lower() + msg[1:])
+
+
+def _gene_keys(gene_type: str) -> list[str]:
+    """A gene type's keys, its own first (``when`` is every gene's)."""
+    keys = list(GENE_TYPES[gene_type].model_fields)
+    return [k for k in keys if k != "when"] + ["when"]
 
 
 def _lookup(data: Any, loc: list[str]) -> Any:

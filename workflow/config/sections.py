@@ -116,6 +116,11 @@ class OptimizerConfig(_Section):
     #: Hypervolume reference point, one value per objective in the metrics' own units (default: per objective,
     #: the worst value seen plus 10% of the range).
     reference_point: tuple[float, ...] | None = None
+    #: Known configurations evaluated first, in order (gene -> value; inactive conditional genes may be left out).
+    enqueue: tuple[dict[str, Any], ...] = ()
+    #: A run directory whose best evaluations (up to ``population_size``, best first) are enqueued when this run
+    #: is created: the first generation starts from them.
+    warm_start: str | None = None
     ga: GAConfig = Field(default_factory=GAConfig)
     bo: BOConfig = Field(default_factory=BOConfig)
 
@@ -228,9 +233,13 @@ class Config(_Section):
 
     name: str = "experiment"
     seed: int = 0
+    #: The config format (:data:`workflow.config.legacy.CONFIG_VERSION`); files without it are version 1.
+    version: Literal[2] = 2
     task: TaskConfig = Field(default_factory=TaskConfig)
     #: The genes, in the chromosome's order (see :mod:`workflow.config.space`).
     space: dict[str, GeneConfig] = Field(default_factory=seed_space)
+    #: Values every evaluation's hyperparameters carry without being searched (``fixed: {epochs: 20}``).
+    fixed: dict[str, Any] = Field(default_factory=dict)
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)

@@ -6,11 +6,17 @@ space:
   activation:    {type: categorical, tree: {rectifier: [relu, elu], saturating: [sigmoid, tanh]}, base: 2}
   dropout:       {type: float, low: 0.0, high: 0.5, sigma: 0.15}
   learning_rate: {type: float, low: 1.0e-4, high: 1.0e-1, log: true, sigma: 0.5}
-  batch_size:    {type: int, low: 16, high: 256, step: 32, log: true}
+  batch_size:    {type: int, low: 32, high: 256, step: 32, mutation_step: 64}
   optimizer:     {type: categorical, choices: [adam, adamw, sgd, rmsprop]}
+  momentum:      {type: float, low: 0.0, high: 0.99, when: {optimizer: [sgd]}}
 ```
 
-Defaults: an int gene's ``step`` is 1; a float gene's ``sigma`` is a tenth of its range (0.5 with ``log``);
+An int gene's (and a layers gene's widths') ``step`` is a grid: the values are ``low + k * step`` up to ``high``,
+as Optuna's ``suggest_int(step=...)`` (with ``log``, only step 1). The GA's mutation width is ``mutation_step``
+(default: ``step``): a mutation adds ``U{-mutation_step..mutation_step}`` and snaps to the grid. Configs before
+version 2 (no top-level ``version: 2``) meant the mutation width by ``step``: :mod:`workflow.config.legacy`
+reads them that way. ``when: {gene: [values]}``: the gene is active only when that categorical gene (declared
+before it) has one of the values. Defaults: a float gene's ``sigma`` is a tenth of its range (0.5 with ``log``);
 a tree's ``base`` is 2. Without a ``space`` section the space is the seed's four genes.
 """
 
@@ -26,6 +32,7 @@ from workflow.space import (
     DEFAULT_ACTIVATION_TREE,
     CategoricalGene,
     CategoryTree,
+    Condition,
     FloatGene,
     Gene,
     IntGene,
@@ -45,13 +52,18 @@ Scalar = str | bool | int | float
 class _Gene(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: A conditional gene: active only when each named categorical gene (declared before) has one of the values.
+    when: dict[str, tuple[Scalar, ...]] | None = None
+
 
 class IntGeneConfig(_Gene):
     type: Literal["int"]
     low: int
     high: int
-    #: Mutation adds U{-step..step} (with log: a factor ((low + step) / low) ** U(-1, 1)).
+    #: The grid: values are low + k * step (as Optuna's suggest_int(step=...)).
     step: int = 1
+    #: The GA's mutation adds U{-w..w} (with log: a factor ((low + w) / low) ** U(-1, 1)). Default: step.
+    mutation_step: int | None = None
     log: bool = False
 
 
@@ -80,7 +92,10 @@ class LayersGeneConfig(_Gene):
     max_layers: int
     low: int
     high: int
+    #: The widths' grid: low + k * step.
     step: int = 1
+    #: The GA's mutation adds U{-w..w} to each width. Default: step.
+    mutation_step: int | None = None
     #: Probability that a mutation adds or removes a layer.
     resize_prob: float = Field(0.2, ge=0, le=1)
 
@@ -95,8 +110,8 @@ GENE_TYPES: dict[str, type[BaseModel]] = {"int": IntGeneConfig, "float": FloatGe
 def seed_space() -> dict[str, GeneConfig]:
     """The seed's space: 1..5 layers (step 2), 16..128 units (step 16), six activations in a tree, dropout."""
     return {
-        "n_layers": IntGeneConfig(type="int", low=1, high=5, step=2),
-        "hidden_size": IntGeneConfig(type="int", low=16, high=128, step=16),
+        "n_layers": IntGeneConfig(type="int", low=1, high=5, mutation_step=2),
+        "hidden_size": IntGeneConfig(type="int", low=16, high=128, mutation_step=16),
         "activation": CategoricalGeneConfig(type="categorical", tree=DEFAULT_ACTIVATION_TREE, base=2.0),
         "dropout": FloatGeneConfig(type="float", low=0.0, high=0.5, sigma=0.15),
     }
@@ -111,10 +126,13 @@ def build_gene(name: str, spec: GeneConfig) -> Gene:
     if isinstance(spec, (IntGeneConfig, FloatGeneConfig, LayersGeneConfig)) and spec.low > spec.high:
         raise ConfigError(key, [spec.low, spec.high], "low must be <= high")
     if isinstance(spec, IntGeneConfig):
-        _positive(f"{key}.step", spec.step)
+        mutation = _steps(key, spec)
         if spec.log and spec.low <= 0:
             raise ConfigError(f"{key}.low", spec.low, "must be > 0 with log: true")
-        return IntGene(name, spec.low, spec.high, spec.step, spec.log)
+        if spec.log and spec.step != 1:
+            raise ConfigError(f"{key}.step", spec.step, "a grid step needs log: false (as Optuna's suggest_int); "
+                              "for the GA's mutation width use mutation_step")
+        return IntGene(name, spec.low, spec.high, mutation, spec.log, spec.step)
     if isinstance(spec, FloatGeneConfig):
         if spec.log and spec.low <= 0:
             raise ConfigError(f"{key}.low", spec.low, "must be > 0 with log: true")
@@ -123,14 +141,15 @@ def build_gene(name: str, spec: GeneConfig) -> Gene:
             _positive(f"{key}.sigma", spec.sigma)
         return FloatGene(name, float(spec.low), float(spec.high), float(sigma), spec.log)
     if isinstance(spec, LayersGeneConfig):
-        _positive(f"{key}.step", spec.step)
+        mutation = _steps(key, spec)
         if spec.min_layers < 1:
             raise ConfigError(f"{key}.min_layers", spec.min_layers, "must be >= 1")
         if spec.min_layers > spec.max_layers:
             raise ConfigError(f"{key}.min_layers", spec.min_layers, f"must be <= max_layers ({spec.max_layers})")
         if spec.low < 1:
             raise ConfigError(f"{key}.low", spec.low, "must be >= 1 (a layer has at least one unit)")
-        return LayersGene(name, spec.min_layers, spec.max_layers, spec.low, spec.high, spec.step, spec.resize_prob)
+        return LayersGene(name, spec.min_layers, spec.max_layers, spec.low, spec.high, mutation, spec.resize_prob,
+                          spec.step)
     return _categorical(name, spec)
 
 
@@ -154,6 +173,15 @@ def _categorical(name: str, spec: CategoricalGeneConfig) -> CategoricalGene:
     return CategoricalGene(name, choices)
 
 
+def _steps(key: str, spec: IntGeneConfig | LayersGeneConfig) -> int:
+    """The gene's mutation width, with its grid ``step`` and the width checked."""
+    _positive(f"{key}.step", spec.step)
+    if spec.mutation_step is None:
+        return spec.step
+    _positive(f"{key}.mutation_step", spec.mutation_step)
+    return spec.mutation_step
+
+
 def _positive(key: str, value: float) -> None:
     if value <= 0:
         raise ConfigError(key, value, "must be > 0")
@@ -163,4 +191,37 @@ def build_space(genes: dict[str, GeneConfig]) -> SearchSpace:
     """The search space of a ``space`` section (raises :class:`ConfigError`)."""
     if not genes:
         raise ConfigError("space", {}, "declare at least one gene")
-    return SearchSpace(tuple(build_gene(name, spec) for name, spec in genes.items()))
+    built = tuple(build_gene(name, spec) for name, spec in genes.items())
+    return SearchSpace(built, _conditions(built, genes))
+
+
+def _conditions(built: tuple[Gene, ...], genes: dict[str, GeneConfig]) -> tuple[tuple[str, Condition], ...]:
+    """Each conditional gene's ``when``, checked: parents are categorical genes declared before it, with values
+    among their choices."""
+    out = []
+    before: dict[str, Gene] = {}
+    for gene in built:
+        when = genes[gene.name].when
+        if when is not None:
+            key = f"space.{gene.name}.when"
+            if not when:
+                raise ConfigError(key, {}, "name at least one categorical gene and its values")
+            condition = []
+            for parent, values in when.items():
+                if parent == gene.name:
+                    raise ConfigError(key, parent, "a gene cannot depend on itself")
+                target = before.get(parent)
+                if target is None:
+                    where = "is declared after it" if parent in genes else "is not a gene"
+                    raise ConfigError(key, parent, f"{where}; a condition names a categorical gene declared "
+                                      f"before {gene.name} ({', '.join(before) or 'none'})")
+                if not isinstance(target, CategoricalGene):
+                    raise ConfigError(key, parent, f"is a {target.type} gene; a condition names a categorical gene")
+                unknown = [v for v in values if not target.contains(v)]
+                if unknown or not values:
+                    raise ConfigError(f"{key}.{parent}", list(values),
+                                      f"must list values of {parent} ({', '.join(map(str, target.values))})")
+                condition.append((parent, tuple(target.canonical(v) for v in values)))
+            out.append((gene.name, tuple(condition)))
+        before[gene.name] = gene
+    return tuple(out)

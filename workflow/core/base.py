@@ -13,6 +13,7 @@ order: the k-th block of ``population_size`` births is "generation" k.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -80,6 +81,11 @@ class Optimizer(Protocol):
 
     def tell(self, evaluated: Sequence[Evaluated]) -> None: ...
 
+    def enqueue(self, hparams: Mapping[str, Any]) -> None:
+        """Evaluate ``hparams`` (a whole chromosome, checked by the caller) before anything proposed: the next asks
+        take enqueued configurations first, in order (the journal's ``enqueued`` events, replayed in place)."""
+        ...
+
     def best(self) -> Evaluated | None: ...
 
     def journal_state(self) -> dict[str, Any]:
@@ -129,6 +135,8 @@ class BatchOptimizer:
         self.asks = 0  # asks that returned candidates
         #: True while the driver replays the journal (an optimizer may skip work whose outcome is recorded).
         self.replaying = False
+        #: Enqueued configurations not yet asked (:meth:`enqueue`).
+        self._queue: list[dict[str, Any]] = []
 
     # -- the protocol ---------------------------------------------------------------------------------
 
@@ -163,7 +171,11 @@ class BatchOptimizer:
         n = min(self.capacity() if n is None else n, self.capacity())
         if n <= 0:
             return []
-        proposals = self._propose(n)
+        queued, self._queue = self._queue[:n], self._queue[n:]
+        fresh: Iterable[dict[str, Any]] = self._propose(n - len(queued)) if n > len(queued) else []
+        if queued:
+            self._took_queued(len(queued), proposed=n > len(queued))
+        proposals = itertools.chain(queued, fresh)
         pop = self.config.population_size
         asked = []
         for i, hp in enumerate(proposals):
@@ -179,6 +191,7 @@ class BatchOptimizer:
 
     def _take_recorded(self, recorded: Sequence[Candidate]) -> None:
         """Replay an ask by taking the journal's candidates as they are (the counters move as ask moves them)."""
+        del self._queue[:len(recorded)]  # an ask takes enqueued configurations first
         self.births += len(recorded)
         self.asks += 1
         self._pending.extend(recorded)
@@ -215,6 +228,9 @@ class BatchOptimizer:
         self.history.extend(told)
         self._learn(told)
 
+    def enqueue(self, hparams: Mapping[str, Any]) -> None:
+        self._queue.append(dict(hparams))
+
     def best(self) -> Evaluated | None:
         return best_of(self.history)
 
@@ -229,6 +245,10 @@ class BatchOptimizer:
     def _propose(self, size: int) -> Iterable[dict[str, Any]]:
         """The next ``size`` genotypes (consumed once, in order)."""
         raise NotImplementedError
+
+    def _took_queued(self, count: int, proposed: bool) -> None:
+        """An ask took ``count`` enqueued configurations before what :meth:`_propose` gave (``proposed``: it was
+        called for the rest)."""
 
     def _candidate_name(self, generation: int, index: int, number: int) -> str:
         """A candidate's name from its generation, its 1-based index in it and its 1-based overall number."""

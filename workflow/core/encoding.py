@@ -4,6 +4,11 @@ Each gene gives its own dimensions (:meth:`workflow.space.Gene.dimensions`): an 
 gene a ``Real`` (log-uniform when the gene is ``log``), a categorical gene a ``Categorical`` of its values (a
 tree's leaves in order), a layers gene a depth plus ``max_layers`` widths. A dimension whose bounds are equal is
 not searched (skopt rejects empty ranges): it is left out of the points and its value is fixed.
+
+A conditional gene that a point switches off (``when``) is not part of that point for the model: its
+coordinates are told as their dimensions' lower bounds (first choice), whatever the chromosome holds, so points
+that differ only there are one point to the surrogate. On the way back every gene gets a value (the GA's
+chromosome keeps them all); the objective is given only the active ones.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ class Encoding:
         self.dims, self.free = skopt_dimensions(space)
 
     def to_point(self, hparams: dict[str, Any]) -> list[Any]:
-        coordinates = [x for gene in self.space.genes for x in gene.to_point(hparams[gene.name])]
+        off = self.space.inactive(hparams) if self.space.conditions else set()
+        coordinates = [x for gene in self.space.genes for x in (
+            _neutral(gene.dimensions()) if gene.name in off else gene.to_point(hparams[gene.name]))]
         return [x for x, dim in zip(coordinates, self.dims) if dim.fixed is None]
 
     def to_hparams(self, point: Sequence[Any]) -> dict[str, Any]:
@@ -36,6 +43,11 @@ class Encoding:
             hparams[gene.name] = gene.from_point(coordinates[start:start + count])
             start += count
         return hparams
+
+
+def _neutral(dims: list[Dimension]) -> list[Any]:
+    """An inactive gene's coordinates: each dimension's lower bound (a categorical's first value)."""
+    return [dim.choices[0] if dim.kind == "categorical" else dim.low for dim in dims]
 
 
 def plain(value: Any, dim: Dimension) -> Any:

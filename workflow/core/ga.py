@@ -32,6 +32,7 @@ also records them with each tell (checked on replay, drawn by the report).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,10 @@ class GeneticAlgorithm(BatchOptimizer):
 
     def _candidate_name(self, generation: int, index: int, number: int) -> str:
         return f"fitness-{generation}-{index}"
+
+    def _took_queued(self, count: int, proposed: bool) -> None:
+        # Enqueued children have no parents: nothing for the base adaptation to learn from them.
+        self._lineage = [(math.inf, []) for _ in range(count)] + (self._lineage if proposed else [])
 
     def _learn(self, told: list[Evaluated]) -> None:
         if self.steady:

@@ -6,14 +6,16 @@ none of them. Every hook does nothing by default, so an observer implements only
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from workflow.config import Config
 from workflow.core import Optimizer
 from workflow.records import Candidate, Evaluated, Result
 from workflow.store import RunState, RunStore
 from workflow.store.events import Event
+from workflow.store.queue import queued
 
 
 @dataclass
@@ -30,6 +32,13 @@ class SearchRun:
         """Append ``event`` to the journal and take it into the state (``durable``: fsync'ed now; otherwise
         by the journal's group commit, see :mod:`workflow.store.journal`)."""
         self.state.apply(self.store.append(event, durable=durable))
+
+    def enqueue(self, hparams: Mapping[str, Any], source: str = "enqueue") -> None:
+        """Evaluate ``hparams`` before anything the optimizer proposes next (checked against the space, journaled,
+        taken by the optimizer's next ask; a resume replays it in place)."""
+        event = queued(self.config.search_space(), hparams, source, "enqueue")
+        self.record(event)
+        self.optimizer.enqueue(event.hparams)
 
 
 class Observer:

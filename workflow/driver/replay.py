@@ -17,7 +17,7 @@ from workflow.core import Optimizer, ProtocolError
 from workflow.errors import RunDirError
 from workflow.records import Evaluated, Result
 from workflow.store import RunState
-from workflow.store.events import Asked, Immigrated, ResultRecorded, Retrying, Told
+from workflow.store.events import Asked, Enqueued, Immigrated, ResultRecorded, Retrying, Told
 
 
 def apply_immigrants(optimizer: Optimizer, migrants: Sequence[Evaluated]) -> list[Evaluated]:
@@ -62,6 +62,8 @@ def replay(optimizer: Optimizer, state: RunState) -> None:
                         raise RunDirError(f"journal event {position + 1} (told): {exc}") from None
                 case Immigrated(migrants=migrants):
                     apply_immigrants(optimizer, migrants)
+                case Enqueued(hparams=hparams):
+                    optimizer.enqueue(hparams)
     finally:
         optimizer.replaying = False
 

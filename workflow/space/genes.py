@@ -1,15 +1,18 @@
 """Typed genes: each type owns its sampling, mutation, bounds, table cell and BO dimensions. Pure: numpy only.
 
-- :class:`IntGene` ``low..high``: mutation adds ``U{-step..step}``; with ``log`` it is multiplicative, a factor
-  ``((low + step) / low) ** u`` with ``u ~ U(-1, 1)``, so it moves by about ``step`` at the low end and in
-  proportion above; sampled log-uniformly.
+- :class:`IntGene` ``low..high``, on the grid ``low + k * grid`` (Optuna's ``suggest_int(step=grid)``; the
+  config's ``step``): mutation adds ``U{-step..step}`` (the dataclass's ``step`` is the GA's mutation width, the
+  config's ``mutation_step``) and snaps to the nearest grid value; with ``log`` (grid 1 only) it is
+  multiplicative, a factor ``((low + step) / low) ** u`` with ``u ~ U(-1, 1)``, so it moves by about ``step`` at
+  the low end and in proportion above; sampled log-uniformly.
 - :class:`FloatGene` ``[low, high]``: mutation adds ``N(0, sigma)``; with ``log`` it multiplies by
   ``exp(N(0, sigma))`` (``sigma`` in log units); sampled log-uniformly.
 - :class:`CategoricalGene`: ``choices`` (a mutation draws uniformly among the other values) or a ``tree``
   (the seed's distance, see :mod:`workflow.space.tree`, with the gene's ``base``).
-- :class:`LayersGene`: a variable-length list of widths (the seed's "variable length chromosomes"). Mutation
-  perturbs each width like an int gene, then with ``resize_prob`` adds a layer (a copy of a neighbour) or
-  removes one; crossover cuts both lists and splices them (:meth:`LayersGene.splice`), lengths kept in range.
+- :class:`LayersGene`: a variable-length list of widths (the seed's "variable length chromosomes"), each on the
+  grid ``low + k * grid``. Mutation perturbs each width like an int gene, then with ``resize_prob`` adds a layer
+  (a copy of a neighbour) or removes one; crossover cuts both lists and splices them (:meth:`LayersGene.splice`),
+  lengths kept in range.
 
 Mutation happens in two phases so that the generator's stream does not depend on which genes mutate: every
 gene first makes its unconditional draw (:meth:`Gene.draw`: the integer or normal perturbation), then the
@@ -44,6 +47,19 @@ def bound(value: float, low: float, high: float, mode: str) -> float:
     span = high - low
     offset = (value - low) % (2 * span)
     return low + (offset if offset <= span else 2 * span - offset)
+
+
+def on_grid(value: float, low: int, high: int, grid: int) -> int:
+    """``value`` rounded to the nearest of ``low, low + grid, ...`` not above ``high`` (grid 1: plain rounding)."""
+    if grid == 1:
+        return int(round(value))
+    top = low + (high - low) // grid * grid
+    return int(min(max(low + round((value - low) / grid) * grid, low), top))
+
+
+def grid_size(low: int, high: int, grid: int) -> int:
+    """How many values ``low + k * grid`` lie in ``low..high``."""
+    return (high - low) // grid + 1
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,14 @@ class Gene:
     def contains(self, value: Value) -> bool:
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """What :meth:`contains` accepts, for an error message."""
+        raise NotImplementedError
+
+    def neutral(self) -> Value:
+        """A value standing in for an inactive conditional gene a configuration leaves out (its lowest)."""
+        raise NotImplementedError
+
     def canonical(self, value: Value) -> Value:
         """``value`` as a plain Python value of this gene's type (from JSON, numpy or skopt)."""
         return value
@@ -114,11 +138,16 @@ class IntGene(Gene):
     name: str
     low: int
     high: int
+    #: The GA's mutation width (the config's ``mutation_step``; before config version 2, its ``step``).
     step: int = 1
     log: bool = False
+    #: The values are ``low + k * grid`` (the config's ``step``, as Optuna's ``suggest_int(step=...)``).
+    grid: int = 1
     type: ClassVar[str] = "int"
 
     def sample(self, rng: np.random.Generator) -> int:
+        if self.grid > 1:
+            return self.low + self.grid * int(rng.integers(grid_size(self.low, self.high, self.grid)))
         if not self.log:
             return int(rng.integers(self.low, self.high + 1))
         # Log-uniform over the integers: each integer gets the log-width of [k, k + 1) (clamped against rounding).
@@ -136,16 +165,32 @@ class IntGene(Gene):
             moved = value * ((self.low + self.step) / self.low) ** drawn
         else:
             moved = value + drawn
-        return int(round(bound(moved, self.low, self.high, bound_handling)))
+        return on_grid(bound(moved, self.low, self.high, bound_handling), self.low, self.high, self.grid)
 
     def contains(self, value: Value) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
+        return (isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
+                and (value - self.low) % self.grid == 0)
 
     def canonical(self, value: Value) -> int:
         return int(value)
 
+    def describe(self) -> str:
+        return f"an int in {self.low}..{self.high}" + (f" on the grid {self.low} + k * {self.grid}"
+                                                        if self.grid > 1 else "")
+
+    def neutral(self) -> int:
+        return self.low
+
     def dimensions(self) -> list[Dimension]:
+        if self.grid > 1:  # BO searches the grid's index k (skopt's Integer has no step)
+            return [Dimension("int", 0, grid_size(self.low, self.high, self.grid) - 1)]
         return [Dimension("int", self.low, self.high, self.log)]
+
+    def to_point(self, value: Value) -> list[Value]:
+        return [(value - self.low) // self.grid] if self.grid > 1 else [value]
+
+    def from_point(self, point: Sequence[Value]) -> int:
+        return self.low + self.grid * int(point[0]) if self.grid > 1 else int(point[0])
 
 
 @dataclass(frozen=True)
@@ -179,6 +224,12 @@ class FloatGene(Gene):
     def canonical(self, value: Value) -> float:
         return float(value)
 
+    def describe(self) -> str:
+        return f"a number in [{self.low:g}, {self.high:g}]"
+
+    def neutral(self) -> float:
+        return self.low
+
     def cell(self, value: Value) -> float:
         return float(f"{float(value):.8g}")  # significant digits: a log gene's 1e-4 keeps its precision
 
@@ -208,6 +259,12 @@ class CategoricalGene(Gene):
     def contains(self, value: Value) -> bool:
         return value in self.values
 
+    def describe(self) -> str:
+        return "one of " + ", ".join(map(str, self.values))
+
+    def neutral(self) -> Value:
+        return self.values[0]
+
     def canonical(self, value: Value) -> Value:
         for choice in self.values:  # the declared value, with its type (skopt hands back numpy scalars)
             if choice == value and isinstance(choice, bool) == isinstance(value, (bool, np.bool_)):
@@ -227,18 +284,24 @@ class LayersGene(Gene):
     max_layers: int
     low: int
     high: int
+    #: The GA's mutation width of each layer (the config's ``mutation_step``).
     step: int
     resize_prob: float = 0.2
+    #: Widths are ``low + k * grid`` (the config's ``step``).
+    grid: int = 1
     type: ClassVar[str] = "layers"
 
     def sample(self, rng: np.random.Generator) -> list[int]:
         depth = int(rng.integers(self.min_layers, self.max_layers + 1))
+        if self.grid > 1:
+            count = grid_size(self.low, self.high, self.grid)
+            return [self.low + self.grid * int(rng.integers(count)) for _ in range(depth)]
         return [int(rng.integers(self.low, self.high + 1)) for _ in range(depth)]
 
     def mutate(self, value: Value, drawn: Any, rng: np.random.Generator, *, base: float | None,
                bound_handling: str) -> list[int]:
-        widths = [int(round(bound(w + int(rng.integers(-self.step, self.step + 1)), self.low, self.high,
-                                  bound_handling))) for w in value]
+        widths = [on_grid(bound(w + int(rng.integers(-self.step, self.step + 1)), self.low, self.high,
+                                bound_handling), self.low, self.high, self.grid) for w in value]
         if rng.random() < self.resize_prob:
             moves = (["add"] if len(widths) < self.max_layers else []) + (
                 ["remove"] if len(widths) > self.min_layers else [])
@@ -263,23 +326,32 @@ class LayersGene(Gene):
     def contains(self, value: Value) -> bool:
         return (isinstance(value, list) and self.min_layers <= len(value) <= self.max_layers
                 and all(isinstance(w, int) and not isinstance(w, bool) and self.low <= w <= self.high
-                        for w in value))
+                        and (w - self.low) % self.grid == 0 for w in value))
 
     def canonical(self, value: Value) -> list[int]:
         return [int(w) for w in value]
+
+    def describe(self) -> str:
+        grid = f" on the grid {self.low} + k * {self.grid}" if self.grid > 1 else ""
+        return f"a list of {self.min_layers}..{self.max_layers} widths in {self.low}..{self.high}{grid}"
+
+    def neutral(self) -> list[int]:
+        return [self.low] * self.min_layers
 
     def cell(self, value: Value) -> str:
         return "-".join(str(w) for w in value)
 
     def dimensions(self) -> list[Dimension]:
         # A depth, then max_layers widths of which the first `depth` are used (the rest are ignored).
-        return [Dimension("int", self.min_layers, self.max_layers)] + [
-            Dimension("int", self.low, self.high) for _ in range(self.max_layers)]
+        width = (Dimension("int", 0, grid_size(self.low, self.high, self.grid) - 1) if self.grid > 1
+                 else Dimension("int", self.low, self.high))
+        return [Dimension("int", self.min_layers, self.max_layers)] + [width for _ in range(self.max_layers)]
 
     def to_point(self, value: Value) -> list[Value]:
         # Unused width coordinates repeat the last layer's width: a neutral continuation for the surrogate.
-        return [len(value), *value, *[value[-1]] * (self.max_layers - len(value))]
+        widths = [(w - self.low) // self.grid for w in value] if self.grid > 1 else list(value)
+        return [len(value), *widths, *[widths[-1]] * (self.max_layers - len(value))]
 
     def from_point(self, point: Sequence[Value]) -> list[int]:
         depth = int(point[0])
-        return [int(w) for w in point[1:1 + depth]]
+        return [self.low + self.grid * int(w) if self.grid > 1 else int(w) for w in point[1:1 + depth]]

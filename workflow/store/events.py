@@ -233,6 +233,24 @@ class Told(Event):
                    generations=tuple(int(g) for g in raw.get("generations", ())), state=raw.get("state") or None)
 
 
+@dataclass(frozen=True)
+class Enqueued(Event):
+    """A known configuration (the whole chromosome) to evaluate before anything the optimizer proposes; asks
+    take enqueued configurations first, in this order. ``source``: ``enqueue`` (the Python API),
+    ``config`` (``optimizer.enqueue``) or ``warm_start <run dir> <name>``."""
+
+    KIND: ClassVar[str] = "enqueued"
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hparams": _plain(dict(self.hparams)), "source": self.source}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Enqueued:
+        return cls(hparams=dict(raw["hparams"]), source=str(raw.get("source", "")))
+
+
 # -- islands ----------------------------------------------------------------------------------------------
 
 
@@ -326,7 +344,7 @@ class Unknown(Event):
 
 KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
     Created, ConfigChanged, Stopped, Finished, Asked, Submitting, Submitted, Recovered, Abandoned, ResultRecorded,
-    Retrying, Told, Emigrated, Immigrated, WandbChecked)}
+    Retrying, Told, Enqueued, Emigrated, Immigrated, WandbChecked)}
 
 
 # -- reading and writing ------------------------------------------------------------------------------------

@@ -25,8 +25,9 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -40,8 +41,10 @@ from workflow.store.atomic import (
     truncate_quietly,
     write_all,
 )
-from workflow.store.events import Created, Event, decode, encode, stamped
+from workflow.store.events import Created, Enqueued, Event, decode, encode, stamped
 from workflow.store.layout import CONFIG, JOURNAL, RESULTS
+from workflow.store.lock import DriverLock
+from workflow.store.queue import queued, warm_start, warm_start_dir
 from workflow.store.results import ResultsFile
 from workflow.store.state import RunState, replay_events
 
@@ -82,6 +85,7 @@ class RunStore:
         an interrupted creation leaves no half-made run directory behind.
         """
         run_dir = Path(run_dir)
+        first = cls._first_queue(config) if island in (None, 0) else []  # checked before anything is created
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.creating.", dir=run_dir.parent))
         try:
@@ -89,6 +93,8 @@ class RunStore:
             atomic_write_text(tmp / CONFIG, yaml.safe_dump(config.to_plain(), sort_keys=False))
             store = cls(tmp)
             store.append(Created(name=config.name, pid=os.getpid(), format=JOURNAL_FORMAT, island=island))
+            for event in first:
+                store.append(event)
             os.rename(tmp, run_dir)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -98,6 +104,29 @@ class RunStore:
             raise
         fsync_dir(run_dir.parent)
         return cls(run_dir)
+
+    def enqueue(self, hparams: Mapping[str, Any], source: str = "enqueue") -> Enqueued:
+        """Journal ``hparams`` as a configuration to evaluate before anything the optimizer proposes (checked
+        against the run's space; raises :class:`~workflow.errors.ConfigError` naming the gene and why).
+
+        Only while no driver runs (this takes the directory's lock); the driver takes it at its next start, by
+        replay. A running driver takes one through :meth:`workflow.driver.observers.SearchRun.enqueue`.
+        """
+        event = queued(self.config().search_space(), hparams, source, "enqueue")
+        with DriverLock(self.run_dir):
+            self.append(event)
+        return event
+
+    @classmethod
+    def _first_queue(cls, config: Config) -> list[Enqueued]:
+        """What a new run evaluates first: ``optimizer.enqueue``, then ``optimizer.warm_start``'s best."""
+        space = config.search_space()
+        events = [queued(space, hparams, "config", f"optimizer.enqueue[{i}]")
+                  for i, hparams in enumerate(config.optimizer.enqueue)]
+        if config.optimizer.warm_start:
+            earlier = warm_start_dir(config.optimizer.warm_start)
+            events.extend(warm_start(config, cls.open(earlier).replay(), earlier))
+        return events
 
     @classmethod
     def open(cls, run_dir: Path) -> RunStore:

@@ -1,6 +1,6 @@
 """``results.csv``: one row per finished evaluation, the run's table for people and spreadsheets.
 
-Columns: identity (name, search: the optimizer that asked for it, island, generation, index), the genes in the
+Columns: identity (name, search: the optimizer that asked for it, island, generation, index, seed), the genes in the
 space's order (a layers gene as ``64-32-16``), the outcome (status, fitness, seconds, job_id, reason), then one
 column per metric any evaluation reported (sorted).
 """
@@ -20,7 +20,9 @@ from workflow.space import SearchSpace
 from workflow.store.atomic import append_whole, atomic_write_text, reporting_full_disk
 
 #: ``search`` is the optimizer that asked for the evaluation (ga, bo, random): "optimizer" may be a gene.
-IDENTITY_COLUMNS = ("name", "search", "island", "generation", "index")
+#: ``seed``: the evaluation's own seed (``context.seed``, ``{seed}``): re-running it with its hparams and this seed
+#: reproduces it.
+IDENTITY_COLUMNS = ("name", "search", "island", "generation", "index", "seed")
 OUTCOME_COLUMNS = ("status", "fitness", "seconds", "job_id", "reason")
 #: A failure's reason is cut to this many characters in the table (the journal keeps it whole).
 REASON_CHARS = 500
@@ -29,7 +31,7 @@ REASON_CHARS = 500
 def results_row(candidate: Candidate, result: Result, space: SearchSpace) -> dict[str, Any]:
     row: dict[str, Any] = {
         "name": candidate.name, "search": candidate.optimizer, "island": candidate.island,
-        "generation": candidate.generation, "index": candidate.index,
+        "generation": candidate.generation, "index": candidate.index, "seed": candidate.seed,
         **space.cells(candidate.hparams),
         "status": result.status, "fitness": result.fitness if math.isfinite(result.fitness) else "inf",
         "seconds": round(result.seconds, 3), "job_id": result.job_id,
