@@ -8,6 +8,7 @@ cannot take the driver (or a Slurm array) down with it. Which objective computes
 
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workflow.config import Config, ObjectiveConfig, TaskConfig, TrainConfig
+from workflow.objectives.pickled import OBJECTIVE_PICKLE
 from workflow.records import Candidate, Result
 from workflow.tracking.spec import TrackingSpec
 
@@ -33,12 +35,16 @@ class EvaluationSpec:
     #: Whether the built-in MLP checkpoints every epoch in its work directory (Slurm: a requeued task goes on
     #: from there; elsewhere a restarted evaluation starts over, and checkpoints only cost time).
     checkpoint: bool = False
+    #: ``objective.kind: callable``: the absolute path of the run's pickled function.
+    callable_file: str | None = None
 
     @classmethod
     def from_config(cls, config: Config, run_dir: Path | str, island: int = 0) -> EvaluationSpec:
+        callable_file = str(Path(run_dir).resolve() / OBJECTIVE_PICKLE) if config.objective.kind == "callable" \
+            else None
         return cls(task=config.task, train=config.train, objective=config.scoring(),
                    tracking=TrackingSpec.from_config(config, run_dir, island),
-                   checkpoint=config.backend.name == "slurm")
+                   checkpoint=config.backend.name == "slurm", callable_file=callable_file)
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -80,6 +86,15 @@ def _evaluate_one(candidate: Candidate, spec: EvaluationSpec, workdir: Path) -> 
             from workflow.objectives import python
 
             return python.evaluate(candidate, spec.objective, workdir, spec.tracking)
+        if spec.objective.kind == "callable":
+            from workflow.objectives import pickled, python
+
+            if spec.objective.path and spec.objective.path not in sys.path:
+                sys.path.insert(0, spec.objective.path)
+            function = pickled.load(spec.callable_file or pickled.OBJECTIVE_PICKLE)
+            return python.evaluate(candidate, spec.objective, workdir, spec.tracking, function=function)
+        if spec.objective.kind != "command":
+            raise ValueError(f"objective.kind={spec.objective.kind}: evaluated outside the search (study.tell)")
         from workflow.objectives import command
 
         return command.evaluate(candidate, spec.objective, workdir, spec.tracking)

@@ -28,10 +28,11 @@ def log_to_console(island: int | None = None, level: int | None = None) -> None:
         root.addHandler(console)
 
 
-def log_to_file(path: Path, island: int | None = None) -> None:
-    """Also write the log to ``path`` (appended)."""
+def log_to_file(path: Path, island: int | None = None) -> logging.Handler:
+    """Also write the log to ``path`` (appended); returns the handler (to remove once the run is over)."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     handler = logging.FileHandler(path)
     handler.setFormatter(formatter(island))
     root.addHandler(handler)
+    return handler
