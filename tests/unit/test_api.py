@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,19 @@ def test_a_script_outside_the_repository_searches_with_a_closure_on_the_local_ba
     assert out["n"] == 8 and out["me"] not in out["pids"]  # evaluated in worker processes
     status = run_status(tmp_path / "run")
     assert (status["best"]["name"], status["best"]["fitness"]) == (out["best"], out["fitness"])
+
+
+def test_detached_search_returns_at_once_and_a_background_driver_finishes_it(tmp_path, capsys):
+    scale = 2.0
+
+    def objective(hparams, context):  # a closure: the detached driver loads it from objective.pkl
+        return scale * bowl(hparams, context)
+
+    study = workflow.search(objective, SPACE, run_dir=tmp_path / "run", backend={"name": "inline"},
+                            optimizer=SMALL, detach=True)
+    assert "driver started" in capsys.readouterr().out
+    deadline = time.monotonic() + 120
+    while not study.finished and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert study.finished, (tmp_path / "run" / "driver.out").read_text()
+    assert len(study.results) == 8 and study.best.fitness == pytest.approx(2 * bowl(study.best.hparams, None))
