@@ -15,10 +15,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from workflow.cluster import sinfo_once
-from workflow.config import Config, apply_override, from_mapping, load_config
-from workflow.errors import DISK_FULL, DiskFullError, RunDirError, WorkflowError
+from workflow.config import Config, load_config
+from workflow.errors import DISK_FULL, DiskFullError, WorkflowError
 from workflow.preflight import preflight
-from workflow.store import RunStore
 from workflow.store.layout import JOURNAL, resume_command
 from workflow.store.rundir import RUNTIME_SECTIONS, prepare_run_dir
 
@@ -52,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="continue a search from its run directory")
     resume.add_argument("run_dir", type=Path)
     resume.add_argument("overrides", nargs="*",
-                        help=f"runtime overrides ({', '.join(RUNTIME_SECTIONS)} sections), e.g. backend.timeout_s=900")
+                        help=f"runtime overrides ({', '.join(RUNTIME_SECTIONS)} sections), e.g. backend.timeout_s=900; "
+                             "optimizer.generations=N (more than the run's) extends a finished or stopped run")
     resume.add_argument("--no-report", action="store_true")
     resume.add_argument("--retry-failed", action="store_true",
                         help="evaluate every failed evaluation again first (same names, the next attempt)")
@@ -93,32 +93,21 @@ def _run_dir(args: argparse.Namespace, config: Config, suffix: str = "") -> Path
     return Path(args.run_dir or Path("runs") / f"{config.name}{suffix}")
 
 
-def _single_population(config: Config, command: str) -> None:
-    if config.islands.count > 1:
-        raise WorkflowError(f"config error: islands.count={config.islands.count}: the island model runs "
-                            f"with `python -m workflow islands {command}`")
-
-
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from workflow.session import drive
+    from workflow.api import start
 
-    config = load_config(args.config, args.overrides)
-    _single_population(config, str(args.config))
-    preflight(config)
-    run_dir = args.resume_dir = _run_dir(args, config)
-    prepare_run_dir(config, run_dir, force=args.force)
-    return drive(config, run_dir, write_report=not args.no_report, requeue_on_signal=args.requeue_on_signal)
+    _, code = start(config=args.config, overrides=args.overrides, run_dir=args.run_dir, force=args.force,
+                    write_report=not args.no_report, requeue_on_signal=args.requeue_on_signal,
+                    on_run_dir=lambda path: setattr(args, "resume_dir", path))
+    return code
 
 
 def cmd_submit(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from workflow.session import detach
+    from workflow.api import start
 
-    config = load_config(args.config, ["backend.name=slurm", *args.overrides])
-    _single_population(config, str(args.config))
-    preflight(config)
-    run_dir = args.resume_dir = _run_dir(args, config)
-    prepare_run_dir(config, run_dir)
-    return detach(run_dir)
+    _, code = start(config=args.config, overrides=["backend.name=slurm", *args.overrides], run_dir=args.run_dir,
+                    detach=True, on_run_dir=lambda path: setattr(args, "resume_dir", path))
+    return code
 
 
 def cmd_islands(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -131,46 +120,12 @@ def cmd_islands(args: argparse.Namespace, argv: Sequence[str]) -> int:
                          prepare=lambda: prepare_run_dir(config, run_dir, force=args.force))
 
 
-def resumed_config(store: RunStore, overrides: Sequence[str]) -> Config:
-    """The run's own config with runtime-only ``overrides`` applied (anything else is refused)."""
-    config = store.config()
-    if not overrides:
-        return config
-    data = config.to_plain()
-    for item in overrides:
-        key = item.split("=", 1)[0].strip()
-        if key.split(".")[0] not in RUNTIME_SECTIONS:
-            raise RunDirError(f"resume {store.run_dir}: {key} cannot change on resume (only the "
-                              f"{', '.join(RUNTIME_SECTIONS)} sections can); start another run directory")
-        apply_override(data, item)
-    return from_mapping(data)
-
-
 def cmd_resume(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from workflow.session import drive, drive_islands
+    from workflow.api import resume_run
 
-    store = RunStore.open(args.run_dir)
-    parent = store.parent()
-    if parent is not None:  # one island's directory: the island job resumes as a whole
-        store = RunStore.open(parent)
-    args.resume_dir = store.run_dir
-    config = resumed_config(store, args.overrides)
-    preflight(config)
-    if config.islands.count > 1:
-        if args.retry_failed:
-            raise RunDirError("resume --retry-failed: not available for the island model (resume it without)")
-        if args.overrides:
-            from workflow.islands.launch import mpi_world_size
-
-            if mpi_world_size() > 1:
-                raise RunDirError("resume: give runtime overrides to a resume started without mpiexec "
-                                  "(it relaunches the islands itself)")
-            prepare_run_dir(config, store.run_dir)  # the relaunched ranks read the updated config
-        return drive_islands(config, store.run_dir, ["resume", str(store.run_dir)], create=False)
-    if args.overrides:
-        prepare_run_dir(config, store.run_dir)
-    return drive(config, store.run_dir, write_report=not args.no_report, requeue_on_signal=args.requeue_on_signal,
-                 retry_failed=args.retry_failed)
+    return resume_run(args.run_dir, overrides=args.overrides, write_report=not args.no_report,
+                      requeue_on_signal=args.requeue_on_signal, retry_failed=args.retry_failed,
+                      on_run_dir=lambda path: setattr(args, "resume_dir", path))
 
 
 def cmd_status(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -216,10 +171,11 @@ def cmd_summary(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from workflow.api import resolve
     from workflow.compare import run_comparison
     from workflow.logs import log_to_console
 
-    config = load_config(args.config, args.overrides)
+    config = resolve(config=args.config, overrides=args.overrides)
     preflight(config)
     log_to_console()
     outcome = run_comparison(config, args.optimizers.split(","), args.seeds, _run_dir(args, config, "-compare"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import re
+import sys
 import sysconfig
 import time
 import traceback
@@ -20,6 +21,7 @@ from typing import Any
 
 from workflow.config import Config, ObjectiveConfig, TaskConfig, TrainConfig
 from workflow.errors import DISK_FULL
+from workflow.objectives.pickled import OBJECTIVE_PICKLE
 from workflow.records import Candidate, Result
 from workflow.space import SearchSpace
 from workflow.tracking.spec import TrackingSpec
@@ -47,14 +49,18 @@ class EvaluationSpec:
     space: SearchSpace | None = None
     #: The config's ``fixed`` values, added to every evaluation's hparams.
     fixed: tuple[tuple[str, Any], ...] = ()
+    #: ``objective.kind: callable``: the absolute path of the run's pickled function.
+    callable_file: str | None = None
 
     @classmethod
     def from_config(cls, config: Config, run_dir: Path | str, island: int = 0) -> EvaluationSpec:
         space = config.search_space()
+        callable_file = str(Path(run_dir).resolve() / OBJECTIVE_PICKLE) if config.objective.kind == "callable" \
+            else None
         return cls(task=config.task, train=config.train, objective=config.scoring(),
                    tracking=TrackingSpec.from_config(config, run_dir, island),
                    checkpoint=config.backend.name == "slurm", space=space if space.conditions else None,
-                   fixed=tuple(config.fixed.items()))
+                   fixed=tuple(config.fixed.items()), callable_file=callable_file)
 
     def objective_view(self, candidate: Candidate) -> Candidate:
         """``candidate`` as the objective sees it: inactive conditional genes left out, fixed values added
@@ -167,6 +173,15 @@ def _evaluate_one(candidate: Candidate, spec: EvaluationSpec, workdir: Path) -> 
             from workflow.objectives import python
 
             return python.evaluate(candidate, spec.objective, workdir, spec.tracking)
+        if spec.objective.kind == "callable":
+            from workflow.objectives import pickled, python
+
+            if spec.objective.path and spec.objective.path not in sys.path:
+                sys.path.insert(0, spec.objective.path)
+            function = pickled.load(spec.callable_file or pickled.OBJECTIVE_PICKLE)
+            return python.evaluate(candidate, spec.objective, workdir, spec.tracking, function=function)
+        if spec.objective.kind != "command":
+            raise ValueError(f"objective.kind={spec.objective.kind}: evaluated outside the search (study.tell)")
         from workflow.objectives import command
 
         return command.evaluate(candidate, spec.objective, workdir, spec.tracking)

@@ -41,10 +41,11 @@ class _LogFile(logging.FileHandler):
         super().handleError(record)
 
 
-def log_to_file(path: Path, island: int | None = None) -> None:
-    """Also write the log to ``path`` (appended)."""
+def log_to_file(path: Path, island: int | None = None) -> logging.Handler:
+    """Also write the log to ``path`` (appended); returns the handler (to remove once the run is over)."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     handler = _LogFile(path)
     handler.setFormatter(formatter(island))
     root.addHandler(handler)
+    return handler

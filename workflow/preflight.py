@@ -41,6 +41,9 @@ def check_objective(config: Config) -> None:
             check_function(objective)
         except ObjectiveError as exc:
             raise ConfigError("objective.function", objective.function, str(exc)) from None
+    elif objective.kind == "external":
+        raise ConfigError("objective.kind", "external", "this search is evaluated outside the driver "
+                          "(study.ask() / study.tell() in Python); a driver has nothing to run")
     elif objective.kind == "command":
         from workflow.objectives.command import check_command, check_command_files
         from workflow.objectives.placeholders import placeholders

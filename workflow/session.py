@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -30,12 +31,36 @@ STOPPED_BY_SIGNAL = 3
 NO_SUCCESS = 6
 
 
+#: Signals that stop a driver cleanly.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
 def drive(config: Config, run_dir: Path, *, write_report: bool, requeue_on_signal: bool = False,
           retry_failed: bool = False) -> int:
-    """Run the search in ``run_dir`` in this process; the exit status of the command."""
+    """Run the search in ``run_dir`` in this process; the exit status of the command.
+
+    The log file and the signal handlers are this run's only: a Python session that runs several searches
+    (:func:`workflow.search`) gets its own handlers back after each.
+    """
     log_to_console()
-    log_to_file(run_dir / DRIVER_LOG)
-    stop_on((signal.SIGTERM, signal.SIGUSR1))
+    handler = log_to_file(run_dir / DRIVER_LOG)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS} if main_thread else {}
+    if main_thread:
+        stop_on(STOP_SIGNALS)
+    try:
+        return _drive(config, run_dir, write_report=write_report, requeue_on_signal=requeue_on_signal,
+                      retry_failed=retry_failed)
+    finally:
+        if handler is not None:  # (None where a test leaves the process-wide set-up out)
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _drive(config: Config, run_dir: Path, *, write_report: bool, requeue_on_signal: bool,
+           retry_failed: bool) -> int:
     progress: Observer = RichProgress() if sys.stderr.isatty() else LogProgress()
     try:
         summary = run_search(config, run_dir, observers=with_tracking(config, run_dir, [progress]),

@@ -41,10 +41,11 @@ def test_resume_accepts_runtime_overrides_only(tmp_path):
     cli("run", SMOKE, "backend.name=inline", "optimizer.generations=1", "objective.kind=python",
         f"objective.path={ROOT}", "objective.function=tests.objectives.landscape:seed_landscape", "--run-dir", run_dir,
         "--no-report")
-    refused = cli("resume", run_dir, "optimizer.generations=2", check=False)
+    refused = cli("resume", run_dir, "optimizer.population_size=2", check=False)
     assert refused.returncode == 2
-    assert refused.stderr.strip() == (f"error: resume {run_dir}: optimizer.generations cannot change on resume (only "
-                                      "the backend, slurm, tracking sections can); start another run directory")
+    assert refused.stderr.strip() == (
+        f"error: resume {run_dir}: optimizer.population_size cannot change on resume (only the backend, slurm, "
+        "tracking sections, and optimizer.generations to extend the run); start another run directory")
     cli("resume", run_dir, "backend.timeout_s=5")
     changed = [e for e in RunStore(run_dir).events() if isinstance(e, ConfigChanged)]
     assert changed and changed[-1].diff == ("backend.timeout_s: 300.0 -> 5.0",)

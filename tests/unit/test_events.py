@@ -24,6 +24,7 @@ from workflow.store.events import (
     Created,
     Emigrated,
     Enqueued,
+    Extended,
     Finished,
     Immigrated,
     Recovered,
@@ -52,6 +53,7 @@ MIGRANT = Evaluated(_cand(1), Result("fitness-2-1", "ok", 0.25, {"val_mse": 0.25
 EXAMPLES = [
     Created(name="run", pid=7, format=JOURNAL_FORMAT, island=2),
     ConfigChanged(diff=("backend.timeout_s: 1 -> 900",), forced=False),
+    Extended(generations=5, previous=3),
     Stopped(generation=1, failed=4, reason="timed out"),
     Finished(),
     Asked(ask=3, candidates=(_cand(1), _cand(2))),

@@ -38,7 +38,7 @@ LAYERS: dict[str, int] = {
     "workflow.islands": 6, "workflow.wandb_driver": 6, "workflow.report": 6, "workflow.status": 6,
     "workflow.progress": 6,
     # L7: entry points
-    "workflow.compare": 7, "workflow.session": 7, "workflow.cli": 7, "workflow.__main__": 7,
+    "workflow.compare": 7, "workflow.session": 7, "workflow.api": 7, "workflow.cli": 7, "workflow.__main__": 7,
 }
 
 #: What a Slurm task unpickles and runs, and what it must never pull in.
@@ -89,11 +89,29 @@ def _with_parents(target: str) -> Iterator[str]:
             yield name
 
 
+#: The package root may re-export an entry point lazily: an import inside its module-level ``__getattr__``
+#: (PEP 562) runs only when a user asks ``workflow.search``, never when a module of the package imports
+#: ``workflow`` (which every module does, as the parent package), so it is not an edge. Only there: the same
+#: import at the root's top level, or inside any other function, counts like any other.
+LAZY_ROOT = "workflow"
+
+
+def _lazy_reexports(module: str, tree: ast.Module) -> set[int]:
+    if module != LAZY_ROOT:
+        return set()
+    return {id(node) for function in tree.body
+            if isinstance(function, ast.FunctionDef) and function.name == "__getattr__"
+            for node in ast.walk(function)}
+
+
 def imports_of(module: str) -> set[str]:
     """The package's modules that importing ``module`` runs directly (parent packages included)."""
     tree = ast.parse(MODULES[module].read_text(), filename=str(MODULES[module]))
+    lazy = _lazy_reexports(module, tree)
     found: set[str] = set()
     for node in ast.walk(tree):
+        if id(node) in lazy:
+            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 found.update(_with_parents(alias.name))
@@ -207,6 +225,18 @@ def test_a_deliberate_upward_import_is_found_wherever_it_hides(tmp_path, monkeyp
     graph = {**GRAPH, "workflow.records": imports_of("workflow.records")}
     assert target in graph["workflow.records"]
     assert f"workflow.records (L0) -> {target} (L{layer_of(target)})" in upward(graph)
+
+
+@pytest.mark.parametrize("module, source, found", [
+    ("workflow", "def __getattr__(name):\n    from workflow import api\n    return api\n", False),
+    ("workflow", "from workflow import api\n", True),
+    ("workflow", "def helper():\n    import workflow.api\n", True),
+    ("workflow.records", "def __getattr__(name):\n    from workflow import api\n    return api\n", True),
+])
+def test_only_the_roots_getattr_may_reexport_lazily(tmp_path, monkeypatch, module, source, found):
+    monkeypatch.setitem(MODULES, module, tmp_path / "__init__.py")
+    (tmp_path / "__init__.py").write_text(source)
+    assert ("workflow.api" in imports_of(module)) is found
 
 
 @pytest.mark.parametrize("entry", [("workflow.tracking.readback", 6), ("workflow.trainer.packed", 4),

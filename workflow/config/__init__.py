@@ -7,7 +7,7 @@ fields (tournament size vs population, bounds order, activation names). Every fa
 translated (:mod:`~workflow.config.legacy`).
 """
 
-from workflow.config.loading import apply_override, from_mapping, load_config
+from workflow.config.loading import apply_override, from_mapping, load_config, read_mapping, with_space
 from workflow.config.sections import (
     BackendConfig,
     BOConfig,
@@ -26,4 +26,4 @@ from workflow.config.sections import (
 
 __all__ = ["BOConfig", "BackendConfig", "Config", "GAConfig", "IslandsConfig", "ObjectiveConfig",
            "ObjectiveSpec", "OptimizerConfig", "SlurmConfig", "TaskConfig", "TrackingConfig", "TrainConfig",
-           "apply_override", "from_mapping", "island_config", "load_config"]
+           "apply_override", "from_mapping", "island_config", "load_config", "read_mapping", "with_space"]

@@ -121,9 +121,9 @@ def _check_objective(config: Config) -> None:
         if not objective.function or not FUNCTION_SPEC.match(objective.function):
             raise ConfigError("objective.function", objective.function,
                               "objective.kind=python needs module:function, e.g. my_project.train:evaluate")
-    elif objective.function is not None:
+    elif objective.function is not None and kind != "callable":
         raise ConfigError("objective.function", objective.function, f"only for objective.kind=python (not {kind})")
-    if kind != "python" and objective.path is not None:
+    if kind not in ("python", "callable") and objective.path is not None:
         raise ConfigError("objective.path", objective.path, f"only for objective.kind=python (not {kind})")
     if kind == "command" and not objective.argv:
         raise ConfigError("objective.argv", list(objective.argv),

@@ -18,6 +18,24 @@ from workflow.errors import ConfigError
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     """Read a YAML file, apply ``key.sub=value`` overrides, validate."""
+    data = read_mapping(path)
+    if overrides:
+        # Overrides edit the file's genes as today's form has them (the seed's when the file has none).
+        data = with_space(data)
+    for item in overrides:
+        apply_override(data, item)
+    return from_mapping(data)
+
+
+def with_space(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` in today's form with its genes spelled out (the seed's when it has none), ready to be edited."""
+    data = upgrade(data)
+    data.setdefault("space", {name: gene.model_dump(exclude_none=True) for name, gene in seed_space().items()})
+    return data
+
+
+def read_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a plain mapping (not yet validated)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -29,13 +47,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
         raise ConfigError("CONFIG", str(path), f"not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError("CONFIG", str(path), "must be a YAML mapping of sections")
-    if overrides:
-        # Overrides edit the file's genes as today's form has them (the seed's when the file has none).
-        data = upgrade(data)
-        data.setdefault("space", {name: gene.model_dump(exclude_none=True) for name, gene in seed_space().items()})
-    for item in overrides:
-        apply_override(data, item)
-    return from_mapping(data)
+    return data
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:

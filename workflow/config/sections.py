@@ -126,12 +126,15 @@ class OptimizerConfig(_Section):
 
 
 class ObjectiveConfig(_Section):
-    """What one evaluation computes: the built-in MLP (``mlp``), a Python function, or a command."""
+    """What one evaluation computes: the built-in MLP (``mlp``), a Python function, or a command; from Python
+    also a ``callable`` (pickled into the run directory) or ``external`` (evaluated by the user: ask/tell)."""
 
-    kind: Literal["mlp", "python", "command"] = "mlp"
+    kind: Literal["mlp", "python", "command", "callable", "external"] = "mlp"
     #: ``python``: ``module:function``, imported where the evaluation runs (and once on the driver, to check).
+    #: ``callable``: where the function was defined (``module:qualname``), for people; the function itself is
+    #: ``objective.pkl`` in the run directory (cloudpickle).
     function: str | None = None
-    #: ``python``: a directory put on ``sys.path`` of the driver and of every evaluation.
+    #: ``python``, ``callable``: a directory put on ``sys.path`` of the driver and of every evaluation.
     path: str | None = None
     #: ``command``: the argument list, with ``{gene}``, ``{name}``, ``{seed}``, ``{workdir}``, ``{attempt}``,
     #: ``{python}`` (the driver's interpreter).

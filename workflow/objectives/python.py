@@ -67,9 +67,10 @@ def check_function(objective: ObjectiveConfig) -> None:
 
 
 def evaluate(candidate: Candidate, objective: ObjectiveConfig, workdir: Path,
-             tracking: TrackingSpec | None = None) -> Result:
-    """Call the function for ``candidate`` and score what it returns (exceptions propagate)."""
-    function = load_function(objective)
+             tracking: TrackingSpec | None = None, function: Objective | None = None) -> Result:
+    """Call the function (``function``, else ``objective.function`` imported) for ``candidate`` and score what it
+    returns (exceptions propagate)."""
+    function = function or load_function(objective)
     with tracked_evaluation(tracking, candidate) as tracker:
         start = time.monotonic()
         context = make_context(candidate, workdir, reporter=lambda step, m: tracker.log_epoch(m, step))

@@ -82,6 +82,16 @@ class ConfigChanged(Event):
 
 
 @dataclass(frozen=True)
+class Extended(Event):
+    """More budget for the run: ``optimizer.generations`` went from ``previous`` to ``generations`` (a finished run
+    is unfinished again until its new generations are told)."""
+
+    KIND: ClassVar[str] = "extended"
+    generations: int = 0
+    previous: int = 0
+
+
+@dataclass(frozen=True)
 class Stopped(Event):
     """The search stopped early: too many evaluations of ``generation`` failed (fail fast)."""
 
@@ -343,8 +353,8 @@ class Unknown(Event):
 
 
 KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
-    Created, ConfigChanged, Stopped, Finished, Asked, Submitting, Submitted, Recovered, Abandoned, ResultRecorded,
-    Retrying, Told, Enqueued, Emigrated, Immigrated, WandbChecked)}
+    Created, ConfigChanged, Extended, Stopped, Finished, Asked, Submitting, Submitted, Recovered, Abandoned,
+    ResultRecorded, Retrying, Told, Enqueued, Emigrated, Immigrated, WandbChecked)}
 
 
 # -- reading and writing ------------------------------------------------------------------------------------

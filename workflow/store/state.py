@@ -16,6 +16,7 @@ from workflow.store.events import (
     Created,
     Emigrated,
     Event,
+    Extended,
     Finished,
     Immigrated,
     ResultRecorded,
@@ -155,6 +156,8 @@ class RunState:
                 self.migrations_applied.add(migration)
             case Finished():
                 self.finished = True
+            case Extended():
+                self.finished = False
 
 
 def replay_events(events: Iterable[Event]) -> RunState:
