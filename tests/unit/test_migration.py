@@ -11,7 +11,7 @@ from workflow.config import from_mapping
 from workflow.core import make_optimizer
 from workflow.core.ga import GeneticAlgorithm
 from workflow.core.migration import migration_due, neighbours, select_emigrants, senders_to
-from workflow.driver import SearchRun
+from workflow.driver import Observer, SearchRun
 from workflow.driver.replay import replay
 from workflow.islands.runner import MigrationObserver, run_island
 from workflow.islands.transport import LocalHub
@@ -56,7 +56,10 @@ def test_immigrants_replace_the_worst():
     assert sorted(e.candidate.name for e in ga.population) == ["a", "c", "x", "y"]
 
 
-def _run_islands(parent: Path, mode="async", count=3, generations=4, interval=1):
+def _run_islands(parent: Path, mode="async", count=3, generations=4, interval=1, paced=False):
+    """Run ``count`` islands in threads. ``paced``: no island tells its last generation before its senders have
+    handed their last round to the transport (async mode alone never waits, so without this an island that
+    runs ahead under load can finish before a neighbour sends anything, and take no migrant at all)."""
     # Cheap evaluations in each island's own thread: a Python objective through the inline backend.
     config = from_mapping({"name": "isl", "seed": 5, "optimizer": {"population_size": 4, "generations": generations,
                                                                    "ga": {"tournament_size": 2}},
@@ -66,8 +69,12 @@ def _run_islands(parent: Path, mode="async", count=3, generations=4, interval=1)
                            "islands": {"count": count, "interval": interval, "migrants": 1, "mode": mode,
                                        "sync_timeout_s": 30}})
     hub = LocalHub(count)
+    sent = _Sent()
+    transports = [_Counted(hub.transport(k), sent) for k in range(count)]
+    observers = [[_LastRoundIn(config, k, sent)] if paced else [] for k in range(count)]
     errors: list[Exception] = []
-    threads = [threading.Thread(target=lambda k=k: _guard(run_island, config, parent, hub.transport(k), errors))
+    threads = [threading.Thread(target=lambda k=k: _guard(run_island, config, parent, transports[k], observers[k],
+                                                          errors))
                for k in range(count)]
     for t in threads:
         t.start()
@@ -76,9 +83,59 @@ def _run_islands(parent: Path, mode="async", count=3, generations=4, interval=1)
     return config, errors
 
 
-def _guard(fn, config, parent, transport, errors):
+class _Sent:
+    """Which migration rounds each island has handed to the transport (shared by the islands' threads)."""
+
+    def __init__(self):
+        self.rounds: dict[int, set[int]] = {}
+        self.changed = threading.Condition()
+
+    def add(self, island, generation):
+        with self.changed:
+            self.rounds.setdefault(island, set()).add(generation)
+            self.changed.notify_all()
+
+    def wait_for(self, island, generation, timeout_s):
+        with self.changed:
+            return self.changed.wait_for(lambda: generation in self.rounds.get(island, set()), timeout=timeout_s)
+
+
+class _Counted:
+    """A transport that notes each round once it is sent (after the send: the message is in the queue)."""
+
+    def __init__(self, inner, sent):
+        self.inner, self.sent, self.rank, self.size = inner, sent, inner.rank, inner.size
+
+    def send(self, dest, message):
+        self.inner.send(dest, message)
+        self.sent.add(self.rank, int(message["generation"]))
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+class _LastRoundIn(Observer):
+    """Holds its island's last generation (before the migration step takes what has arrived) until every
+    sender to it has sent its last round: every migrant sent is then in the queue before the island's last
+    poll. An awaited condition, bounded; it does not decide whether the migrants are taken: the product does."""
+
+    def __init__(self, config, island, sent):
+        islands, self.last = config.islands, config.optimizer.generations
+        self.sources = senders_to(neighbours(islands.topology, islands.count), island)
+        self.round = max(g for g in range(1, self.last + 1) if migration_due(g, islands.interval, self.last))
+        self.sent = sent
+
+    def generation(self, run, number, evaluated):
+        if number != self.last:
+            return
+        for source in self.sources:
+            if not self.sent.wait_for(source, self.round, timeout_s=30):
+                raise AssertionError(f"island {source} did not send round {self.round} within 30 s")
+
+
+def _guard(fn, config, parent, transport, observers, errors):
     try:
-        fn(config, parent, transport)
+        fn(config, parent, transport, observers)
     except Exception as exc:  # noqa: BLE001
         errors.append(exc)
         transport.abort(1)
@@ -87,7 +144,11 @@ def _guard(fn, config, parent, transport, errors):
 @pytest.mark.parametrize("mode", ["async", "sync"])
 def test_three_islands_exchange_and_journal_migrations(tmp_path, mode):
     parent = tmp_path / "run"
-    config, errors = _run_islands(parent, mode=mode)
+    # Async: islands run at their own pace, but none finishes before its sender's last round is sent (in the
+    # queue); the product must then take every round before its last generation ends. (Unpaced, an island that
+    # ran ahead under load finished before its sender's first round and rightly took nothing.)
+    # Sync: not paced, the product waits for each round itself.
+    config, errors = _run_islands(parent, mode=mode, paced=mode == "async")
     assert errors == []
     for k in range(3):
         events = list(RunStore(island_dir(parent, k)).events())
@@ -96,8 +157,10 @@ def test_three_islands_exchange_and_journal_migrations(tmp_path, mode):
         assert all(e.to == ((k + 1) % 3,) for e in sent)
         received = [e for e in events if isinstance(e, Immigrated)]
         assert received and all(e.sender == (k - 1) % 3 for e in received)
+        # Every round, each once: none dropped (async included), none applied twice.
+        assert sorted(e.sender_generation for e in received) == [1, 2, 3]
+        assert all(not e.recovered for e in received)
         if mode == "sync":  # taken at the round they were sent for
-            assert sorted(e.sender_generation for e in received) == [1, 2, 3]
             assert [e.generation for e in received] == [e.sender_generation for e in received]
         state = RunStore(island_dir(parent, k)).replay()
         assert state.finished and len(state.results) == 16
