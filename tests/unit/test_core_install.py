@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,3 +147,41 @@ def test_the_same_refusal_from_python(tmp_path):
     out = _run(["-c", code], env, tmp_path)
     assert "REFUSED" in out.stdout and "pip install 'gaslurm[mlp]'" in out.stdout, out.stdout + out.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_extras_are_what_pyproject_declares_and_make_install_installs_them_all():
+    import re
+
+    import tomllib  # Python 3.11
+
+    from workflow.extras import EXTRAS
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements):
+        return {re.split(r"[<>=\[ ;]", r, maxsplit=1)[0].replace("-", "_").lower() for r in requirements}
+
+    extras = project["optional-dependencies"]
+    for extra, (_, modules) in EXTRAS.items():
+        assert names(extras[extra]) == set(modules), extra
+    assert extras["all"] == [f"gaslurm[{','.join(EXTRAS)}]"]
+    assert not names(project["dependencies"]) & {m for _, modules in EXTRAS.values() for m in modules}
+    assert re.search(r"pip install .*-e \"\.\[all,", (ROOT / "Makefile").read_text())
+
+
+def test_preflight_names_the_extra_for_tracking_and_islands(monkeypatch):
+    from workflow import extras
+    from workflow.config import from_mapping
+    from workflow.errors import ConfigError
+    from workflow.preflight import check_extras
+
+    function = {"kind": "python", "function": "mine:evaluate"}
+    space = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
+    monkeypatch.setattr(extras, "installed", lambda module: module not in EXTRA_MODULES)
+    check_extras(from_mapping({"objective": function, "space": space}))  # the core is enough
+    for settings, line in [({"tracking": {"mode": "offline"}}, "tracking.mode='offline': W&B tracking needs wandb"),
+                           ({"islands": {"count": 2}}, "islands.count=2: the island model needs mpi4py")]:
+        with pytest.raises(ConfigError) as refused:
+            check_extras(from_mapping({"objective": function, "space": space, **settings}))
+        assert line in str(refused.value) and str(refused.value).endswith(
+            f"pip install 'gaslurm[{'wandb' if 'tracking' in settings else 'islands'}]'")
