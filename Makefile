@@ -13,10 +13,10 @@ TEST_WORKERS ?= 4
 
 .PHONY: install run resume status report test lint data slurm-up slurm-down slurm-logs submit submit-islands islands clean
 
-install:  ## a .venv with the package, its dependencies, MPI for mpi4py and the dev tools
+install:  ## a .venv with the package and every extra (MLP, W&B, islands), MPI for mpi4py and the dev tools
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,mpi]"
+	$(PY) -m pip install --quiet -e ".[all,dev,mpi]"
 
 run:  ## the seed's experiment (GA 5 x 20 on sinewave) on this machine
 	$(PY) -m workflow run $(CONFIG) $(RUN_DIR_ARG) $(ARGS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from workflow.config import Config, TaskConfig
 from workflow.errors import ConfigError
+from workflow.extras import missing
 from workflow.tasks import FILE_TASKS, IMAGE_DATASETS, missing_image_files, missing_images_message
 
 
@@ -87,8 +88,23 @@ def check_cluster(config: Config) -> None:
     check_request(config, query_partitions())
 
 
+def check_extras(config: Config) -> None:
+    """What the config uses is installed: the built-in MLP (``objective.kind: mlp``, the default), W&B tracking
+    and the island model come with extras of ``pip install gaslurm``; one line names the extra to install."""
+    if config.objective.kind == "mlp":
+        modules = ("torch", *(("pytorch_lightning",) if config.train.engine == "lightning" else ()),
+                   *(("torchvision",) if config.task.name in IMAGE_DATASETS else ()))
+        if why := missing("mlp", "the built-in MLP", modules):
+            raise ConfigError("objective.kind", "mlp", why)
+    if config.tracking.mode != "disabled" and (why := missing("wandb", "W&B tracking")):
+        raise ConfigError("tracking.mode", config.tracking.mode, why)
+    if config.islands.count > 1 and (why := missing("islands", "the island model")):
+        raise ConfigError("islands.count", config.islands.count, why)
+
+
 def preflight(config: Config) -> None:
     """Everything that must hold before anything is created or submitted."""
+    check_extras(config)
     check_objective(config)
     check_data(config)
     check_cluster(config)

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2] / "workflow"
 LAYERS: dict[str, int] = {
     # L0: plain values and tables everyone shares
     "workflow": 0, "workflow.errors": 0, "workflow.records": 0, "workflow.faults": 0, "workflow.space": 0,
-    "workflow.tasks": 0, "workflow.logs": 0, "workflow.stopping": 0,
+    "workflow.tasks": 0, "workflow.logs": 0, "workflow.stopping": 0, "workflow.extras": 0,
     # L1: the typed configuration
     "workflow.config": 1, "workflow.scoring": 1,
     # L2: pure optimizers, the run directory, pure tables, what the cluster says, data files
