@@ -6,8 +6,10 @@ scancel). :class:`FakeSlurm` answers both from one table of tasks. A task runs (
 submitit's own ``process_job``, as a compute node would) the first time its state is asked for after it was
 submitted; ``fate(names, attempt)`` may instead give it another end: ``TIMEOUT``, ``PREEMPTED``, ``NODE_FAIL``,
 ``OUT_OF_MEMORY`` (no result), ``LOST`` (it vanishes from sacct and squeue), ``PENDING`` (not yet).
-``max_submit`` is the association's MaxSubmitJobs as sacctmgr reports it (None: no limit); ``most_queued``
-is the most tasks that were ever pending or running at once; ``asked`` counts the workflow's commands by program.
+``sbatch_failures`` are sbatch's next answers, one per call, before it works again: (stderr, whether the
+controller made the job anyway: its answer was lost). ``max_submit`` is the association's MaxSubmitJobs as
+sacctmgr reports it (None: no limit); ``most_queued`` is the most tasks that were ever pending or running at
+once; ``asked`` counts the workflow's commands by program.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class FakeSlurm(MockedSubprocess):
         self.tasks: dict[str, Task] = {}
         self.attempts: dict[str, int] = {}  # evaluation name -> times a task of it was decided
         self.sbatch_calls = 0
+        self.sbatch_failures: list[tuple[str, bool]] = []
         #: The workflow's own commands (sinfo, scontrol, sacct, ...) by program, as :meth:`run` answered them.
         self.asked: Counter[str] = Counter()
         self.next_id = 500
@@ -72,6 +75,12 @@ class FakeSlurm(MockedSubprocess):
         for task_id in ids:
             self.tasks[task_id] = Task(task_id, name.group(1), folder.group(1))
         self.most_queued = max(self.most_queued, len(self._queued()))
+        if self.sbatch_failures:
+            stderr, made = self.sbatch_failures.pop(0)
+            if not made:
+                for task_id in ids:
+                    del self.tasks[task_id]
+            raise utils.FailedJobError(stderr)
         return f"Submitted batch job {job_id}\n"
 
     def _queued(self) -> list[Task]:
@@ -130,6 +139,8 @@ class FakeSlurm(MockedSubprocess):
     def _advance(self, task: Task) -> None:
         if task.ran or task.state not in ("PENDING", "RUNNING"):
             return
+        if not utils.JobPaths(task.folder, job_id=task.job_id).submitted_pickle.exists():
+            return  # made by an sbatch whose answer was lost: submitit never wrote its files (it stays queued)
         names = self.names(task)
         attempt = max((self.attempts.get(n, 0) for n in names), default=0)
         fate = self.fate(names, attempt)

@@ -11,7 +11,8 @@ from tests.contract.test_backends import cand, config
 from tests.fake_slurm import FakeSlurm
 from tests.support import RecordingSink
 from workflow.backends import make_backend, run_batch
-from workflow.store.events import Recovered, Submitted, Submitting
+from workflow.errors import ClusterError
+from workflow.store.events import Abandoned, Recovered, Submitted, Submitting
 
 
 def _run(fate, tmp_path, *extra, batch=None, sink=None):
@@ -161,3 +162,38 @@ def test_one_slurm_run_asks_sinfo_once(tmp_path, monkeypatch, capsys):
     assert status == 0, capsys.readouterr().err
     assert "finished: 4 evaluations (0 failed)" in capsys.readouterr().out
     assert fake.sbatch_calls == 1 and fake.asked["sinfo"] == 1
+
+
+def test_sbatch_is_tried_again_while_the_controller_is_away_and_never_queues_twice(tmp_path):
+    """sbatch fails twice as a restarting slurmctld makes it fail: once before the controller made the job,
+    once after (its answer lost). Each try is journaled and abandoned; the lost answer's job is cancelled; one
+    array runs the batch."""
+    sink = RecordingSink()
+    with FakeSlurm() as fake:
+        fake.sbatch_failures = [
+            ("sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)",
+             False),
+            ("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation", True)]
+        backend = make_backend(config("slurm-fake"), tmp_path)
+        run_batch(backend, [cand("a", 90, 1), cand("b", 80, 2)], sink)
+        backend.close()
+    assert fake.sbatch_calls == 3 and sink.results["a"].ok and sink.results["b"].ok
+    tries = [e.tag for e in sink.events if isinstance(e, Submitting)]
+    assert len(tries) == 3 and len(set(tries)) == 3
+    assert [e.tag for e in sink.events if isinstance(e, Abandoned)] == tries[:2]
+    assert [e.tag for e in sink.events if isinstance(e, Submitted)] == tries[2:]
+    made_anyway = [t for t in fake.tasks.values() if t.name == tries[1]]
+    assert made_anyway and all(t.state == "CANCELLED" for t in made_anyway)
+    ran = [t for t in fake.tasks.values() if t.state == "COMPLETED"]
+    assert {t.name for t in ran} == {tries[2]}
+
+
+def test_sbatch_refusing_the_request_is_one_clear_error_not_a_retry(tmp_path):
+    with FakeSlurm() as fake:
+        fake.sbatch_failures = [("sbatch: error: Batch job submission failed: Invalid account or account/partition "
+                                 "combination specified", False)]
+        backend = make_backend(config("slurm-fake"), tmp_path)
+        with pytest.raises(ClusterError, match="sbatch refused generation 1's array: sbatch: error: Batch job "
+                                               "submission failed: Invalid account"):
+            run_batch(backend, [cand("a", 90, 1)], RecordingSink())
+    assert fake.sbatch_calls == 1

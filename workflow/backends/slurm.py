@@ -66,6 +66,12 @@ RESUBMIT_STATES = {"PREEMPTED", "NODE_FAIL", "BOOT_FAIL"}
 OOM_KILL_MARK = "oom-kill event"
 #: What :meth:`SlurmBackend._outcome` returns for a task to submit again.
 RESUBMIT = "resubmit"
+#: sbatch's words when the controller is away for a while (restarting, failing over, overloaded): the
+#: submission is tried again, never the evaluation's fault.
+CONTROLLER_AWAY = ("Unable to contact slurm controller", "Socket timed out", "temporarily unable",
+                   "Zero Bytes were transmitted", "Connection refused", "connection failure")
+#: How long a submission is retried while the controller is away before the driver gives up (resumable).
+SUBMIT_RETRY_S = 600.0
 
 
 def executor_parameters(config: Config, job_name: str) -> dict[str, Any]:
@@ -239,17 +245,9 @@ class SlurmBackend(BackendBase):
         for start in range(0, len(all_packs), max_array):
             packs = all_packs[start:start + max_array]
             generation = packs[0][0].generation
-            tag = f"{self.config.name[:40]}.g{generation}.{uuid.uuid4().hex[:10]}"
             names = [c.name for pack in packs for c in pack]
-            # The intent is durable before sbatch runs: a driver dying right after sbatch is found by tag.
-            sink.submitting(names, tag=tag, folder=str(self.folder / "%j"),
-                            packs=[[c.name for c in pack] for pack in packs], resubmit=resubmit, after=after)
-            executor = submitit.SlurmExecutor(folder=self.folder / "%j",
-                                              max_num_timeout=self.config.slurm.max_requeues)
-            executor.update_parameters(**executor_parameters(self.config, tag))
+            tag, submitted = self._sbatch(packs, names, sink, resubmit, after)
             n = len(packs)
-            submitted = executor.map_array(SlurmEvaluation(), packs, [self.spec] * n,
-                                           [str(pack_workdir(self.run_dir, pack)) for pack in packs])
             crash_point("after-sbatch")
             job_ids = {c.name: job.job_id for pack, job in zip(packs, submitted) for c in pack}
             array_id = submitted[0].job_id.split("_")[0]
@@ -259,6 +257,63 @@ class SlurmBackend(BackendBase):
                      len(names), n, array_id)
             jobs.update({c.name: job for pack, job in zip(packs, submitted) for c in pack})
         return jobs
+
+    def _sbatch(self, packs: list[list[Candidate]], names: list[str], sink: Sink, resubmit: int | None,
+                after: str | None) -> tuple[str, list[submitit.Job[Any]]]:
+        """One job array for ``packs`` (its tag and jobs), tried again while the controller is away.
+
+        Each try has its own tag, journaled before sbatch runs. A failed try whose job the controller made
+        anyway (its answer was lost) is cancelled and abandoned before the next: an evaluation is never queued
+        twice, and a driver that dies in between finds at most the last try by its tag.
+        """
+        generation = packs[0][0].generation
+        give_up = time.monotonic() + SUBMIT_RETRY_S
+        wait = self.config.slurm.poll_s
+        while True:
+            tag = f"{self.config.name[:40]}.g{generation}.{uuid.uuid4().hex[:10]}"
+            # The intent is durable before sbatch runs: a driver dying right after sbatch is found by tag.
+            sink.submitting(names, tag=tag, folder=str(self.folder / "%j"),
+                            packs=[[c.name for c in pack] for pack in packs], resubmit=resubmit, after=after)
+            executor = submitit.SlurmExecutor(folder=self.folder / "%j",
+                                              max_num_timeout=self.config.slurm.max_requeues)
+            executor.update_parameters(**executor_parameters(self.config, tag))
+            try:
+                return tag, executor.map_array(SlurmEvaluation(), packs, [self.spec] * len(packs),
+                                               [str(pack_workdir(self.run_dir, pack)) for pack in packs])
+            except submitit.core.utils.FailedJobError as exc:
+                message = " ".join(str(exc).split())
+                if not any(words.lower() in message.lower() for words in CONTROLLER_AWAY):
+                    raise ClusterError(f"sbatch refused generation {generation}'s array: {message[:300]}") from None
+                if time.monotonic() + wait > give_up:
+                    raise ClusterError(f"sbatch: the Slurm controller did not take generation {generation}'s array "
+                                       f"for {SUBMIT_RETRY_S:g} s ({message[:200]}); resume once it is back") from None
+                log.warning("sbatch could not reach the Slurm controller (%s): trying again in %g s", message[:200],
+                            wait)
+            give_up_tag = self._settle(tag, names, sink, give_up)
+            if give_up_tag:
+                raise ClusterError(f"the Slurm controller did not answer for {SUBMIT_RETRY_S:g} s; resume once it "
+                                   "is back")
+            time.sleep(wait)
+            wait = min(wait * 2, 30.0)
+
+    def _settle(self, tag: str, names: list[str], sink: Sink, give_up: float) -> bool:
+        """After a failed sbatch: once the controller answers, cancel whatever it made under ``tag`` and journal
+        the try as abandoned. True when the controller stayed away until ``give_up``."""
+        wait = self.config.slurm.poll_s
+        while True:
+            try:
+                found = query_jobs_by_name(tag)
+                break
+            except ClusterError:
+                if time.monotonic() + wait > give_up:
+                    return True
+                time.sleep(wait)
+                wait = min(wait * 2, 30.0)
+        if found:
+            cancel(found)
+            log.warning("cancelled %s, made by a failed sbatch (its answer was lost)", sorted(found))
+        sink.abandoned(names, tag=tag)
+        return False
 
     # -- collecting ---------------------------------------------------------------------------------
 

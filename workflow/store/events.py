@@ -176,7 +176,8 @@ class Recovered(Submitted):
 
 @dataclass(frozen=True)
 class Abandoned(Submission):
-    """A submission given up (an array sbatch'ed without its task files; cancelled, submitted afresh)."""
+    """A submission given up (an array sbatch'ed without its task files, or an sbatch that failed while the
+    controller was away; whatever it made is cancelled, and it is submitted afresh)."""
 
     KIND: ClassVar[str] = "abandoned"
 
