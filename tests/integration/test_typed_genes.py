@@ -26,7 +26,7 @@ def _check_run(run_dir, evaluations, depths_vary=True):
     rows = _rows(run_dir)
     assert len(rows) == evaluations and all(r["status"] == "ok" for r in rows), [r["reason"] for r in rows]
     header = list(rows[0])
-    assert header[5:5 + len(GENES)] == GENES  # one column per gene, in declaration order
+    assert header[5] == "seed" and header[6:6 + len(GENES)] == GENES  # the seed, then a column per gene, in order
     depths = {len(r["layers"].split("-")) for r in rows}
     assert len(depths) > 1 or not depths_vary, depths
     assert all(16 <= int(w) <= 96 for r in rows for w in r["layers"].split("-"))
