@@ -57,6 +57,16 @@ def _running_on_node(array_ids: list[str]) -> list[str]:
     return [line.split("|")[0] for line in out.splitlines() if line.endswith(f"|{NODE}")]
 
 
+def _all_running(run_dir: Path) -> bool:
+    submitted = [e for e in _events(run_dir) if isinstance(e, Submitted)]
+    if not submitted:
+        return False
+    tasks = set(submitted[0].job_ids.values())
+    out = subprocess.run(["squeue", "-h", "-r", "-t", "RUNNING", "-o", "%i", "-j", submitted[0].array_id],
+                         capture_output=True, text=True).stdout.split()
+    return tasks <= set(out)
+
+
 def _node_state() -> str:
     return subprocess.run(["sinfo", "-h", "-n", NODE, "-o", "%T"], capture_output=True, text=True).stdout.strip()
 
@@ -111,7 +121,8 @@ def test_a_slurmctld_restart_while_the_driver_submits_loses_and_repeats_nothing(
     run_dir = tmp_path / "run"
     driver = _driver(run_dir)
     try:
-        _await(lambda: _array_ids(run_dir), "first array submitted", driver)
+        # Every task of generation 1 running: they end (and leave their results) while the controller is away.
+        _await(lambda: _all_running(run_dir), "generation 1's tasks all running", driver)
         stop = subprocess.run(["bash", str(DEV / "down.sh"), "slurmctld"], capture_output=True, text=True)
         assert stop.returncode == 0, stop.stdout + stop.stderr
         _await(lambda: not _controller_answers(), "controller stopped", driver, 60)
