@@ -67,7 +67,9 @@ def steps_with_checkpoint(hparams: Mapping[str, Any], context: Any) -> dict[str,
     start = int(checkpoint.read_text()) if checkpoint.exists() else 0
     for step in range(start, 40):
         time.sleep(0.25)
-        checkpoint.write_text(str(step + 1))
+        tmp = checkpoint.with_suffix(".tmp")  # atomic: a preemption mid-write never leaves an empty checkpoint
+        tmp.write_text(str(step + 1))
+        tmp.replace(checkpoint)
         context.report(step + 1, progress=(step + 1) / 40)
     return {"value": seed_landscape(hparams, context), "attempt": float(context.attempt),
             "resumed_from": float(start)}
@@ -82,7 +84,10 @@ def slow_steps(hparams: Mapping[str, Any], context: Any) -> dict[str, float]:
     start = int(checkpoint.read_text()) if checkpoint.exists() else 0
     for step in range(start, 280):
         time.sleep(0.25)
-        checkpoint.write_text(str(step + 1))
+        # Atomic, as the README's checkpoint pattern says: a kill between truncate and write would leave it empty.
+        tmp = checkpoint.with_suffix(".tmp")
+        tmp.write_text(str(step + 1))
+        tmp.replace(checkpoint)
     value = float(sum(v for v in hparams.values() if isinstance(v, (int, float))))
     return {"value": value, "attempt": float(context.attempt), "resumed_from": float(start)}
 

@@ -26,7 +26,10 @@ if mode == "slow":
     start = int(state.read_text()) if state.exists() else 0
     for step in range(start, 280):
         time.sleep(0.25)
-        state.write_text(str(step + 1))
+        # Atomic (temp file, rename): a kill between truncate and write would leave an empty checkpoint.
+        tmp = state.with_suffix(".tmp")
+        tmp.write_text(str(step + 1))
+        tmp.replace(state)
 print("some progress line")
 print(json.dumps({"value": 0.5 + len(sys.argv) / 100, "attempt": int(os.environ["GASLURM_ATTEMPT"]),
                   "resumed_from": start}))
