@@ -93,14 +93,16 @@ def _finished_once(run_dir: Path, out: str, returncode: int) -> None:
 def test_a_node_going_down_under_running_tasks_loses_no_evaluation(tmp_path):
     run_dir = tmp_path / "run"
     # Longer trainings than the smoke run's, so the tasks are still running when the node goes down.
-    driver = _driver(run_dir, "train.epochs=30", "task.n_samples=4000")
+    driver = _driver(run_dir, "train.epochs=120", "task.n_samples=4000")
     hit: list[str] = []
     try:
         _await(lambda: hit.extend(_running_on_node(_array_ids(run_dir))) or hit, "task running on node2", driver)
         down = subprocess.run(["scontrol", "update", f"nodename={NODE}", "state=down", "reason=gaslurm-test"],
                               capture_output=True, text=True)
         assert down.returncode == 0, down.stderr
-        _await(lambda: not _running_on_node(_array_ids(run_dir)), "task off the down node", driver, 120)
+        deadline = time.monotonic() + 120
+        while _running_on_node(_array_ids(run_dir)) and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
     finally:
         subprocess.run(["scontrol", "update", f"nodename={NODE}", "state=resume"], capture_output=True, text=True)
     deadline = time.monotonic() + 120
