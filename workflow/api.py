@@ -26,6 +26,7 @@ from workflow.backends.base import BackendBase, Sink
 from workflow.config import Config, apply_override, from_mapping, read_mapping, with_space
 from workflow.config.checks import FUNCTION_SPEC
 from workflow.config.legacy import current_key
+from workflow.config.loading import parent_section
 from workflow.errors import ConfigError, RunDirError, WorkflowError
 from workflow.front import pareto_front
 from workflow.objectives import pickled
@@ -308,12 +309,7 @@ def _apply_setting(data: dict[str, Any], key: str, value: Any) -> None:
     if parts[0] not in Config.model_fields:
         raise ConfigError(str(key), _plain(value), f"unknown setting; allowed: {', '.join(Config.model_fields)} "
                           "(as keyword arguments) or dotted keys such as optimizer.generations")
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(".".join(parts[: i + 1]), child, "is a value, not a section")
-        node = child
+    node = parent_section(data, parts)
     last = parts[-1]
     if isinstance(value, Mapping) and isinstance(node.get(last), dict) and last != "space":
         node[last] = _merged(node[last], _plain(value))

@@ -63,13 +63,18 @@ def apply_override(data: dict[str, Any], item: str) -> None:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    parent_section(data, parts)[parts[-1]] = value
+
+
+def parent_section(data: dict[str, Any], parts: list[str]) -> dict[str, Any]:
+    """The section of ``data`` that holds the dotted key ``parts`` (made on the way where missing)."""
     node = data
     for i, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
             raise ConfigError(".".join(parts[: i + 1]), child, "is a value, not a section")
         node = child
-    node[parts[-1]] = value
+    return node
 
 
 def from_mapping(data: dict[str, Any]) -> Config:
